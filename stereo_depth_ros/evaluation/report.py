@@ -1,0 +1,278 @@
+"""Evaluation results -> JSON, a Markdown report, console tables and PNG figures.
+
+One :class:`ModelRun` per evaluated model (per-frame rows, items that failed, the summary);
+several runs are shown side by side. Figures are drawn with OpenCV/numpy only: colorized
+disparity and error maps (``stereo_depth_ros.visualize``) and an error histogram.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from stereo_depth_ros.evaluation.metrics import aggregate
+from stereo_depth_ros.visualize import colorize, error_map, save_rgb
+
+
+@dataclass
+class Column:
+    key: str
+    header: str
+    scale: float = 1.0
+    fmt: str = "{:.3f}"
+
+    def format(self, value: Any) -> str:
+        if value is None or (isinstance(value, float) and not math.isfinite(value)):
+            return "-"
+        if isinstance(value, (int, float)):
+            return self.fmt.format(value * self.scale)
+        return str(value)
+
+
+STEREO_COLUMNS = [
+    Column("epe", "EPE px"), Column("d1_all", "D1-all %", 100, "{:.2f}"),
+    Column("bad1", "bad-1 %", 100, "{:.2f}"), Column("bad2", "bad-2 %", 100, "{:.2f}"),
+    Column("bad3", "bad-3 %", 100, "{:.2f}"), Column("density", "density %", 100, "{:.1f}"),
+    Column("time_ms", "ms/frame", 1, "{:.1f}"), Column("frames", "frames", 1, "{:d}"),
+]
+DEPTH_COLUMNS = [
+    Column("abs_rel", "AbsRel"), Column("rmse", "RMSE m"), Column("delta1", "δ<1.25 %", 100, "{:.2f}"),
+]
+
+# keys of a frame row that are not metrics to be pixel-weighted
+_NON_METRIC = {"item", "time_ms", "stamp_ns"}
+
+
+@dataclass
+class ModelRun:
+    """One model over one dataset or bag."""
+
+    model: str
+    backend: str = ""
+    device: str = ""
+    frames: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[dict[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    def add_error(self, item: str, message: str) -> None:
+        self.errors.append({"item": item, "error": message})
+
+    def finish(self) -> dict[str, Any]:
+        """Aggregate the frames (pixel-weighted metrics, median time) into ``summary``."""
+        self.summary = summarize(self.frames)
+        self.summary["failed"] = len(self.errors)
+        return self.summary
+
+
+def summarize(frames: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Pixel-weighted stereo metrics (keys sharing a frame's ``valid_pixels``), separately
+    weighted depth metrics (``depth_*``), plain means for the rest, median time."""
+    if not frames:
+        return {"frames": 0}
+    out: dict[str, Any] = {}
+    stereo = [{k: v for k, v in f.items() if k not in _NON_METRIC and not k.startswith(("depth_", "x_"))}
+              for f in frames]
+    if all("valid_pixels" in f for f in stereo):
+        out.update(aggregate(stereo))
+    else:
+        for key in stereo[0]:
+            vals = np.array([f.get(key, math.nan) for f in stereo], dtype=np.float64)
+            out[key] = float(np.nanmean(vals)) if np.isfinite(vals).any() else math.nan
+    depth = [{k[len("depth_"):]: v for k, v in f.items() if k.startswith("depth_")} for f in frames]
+    if depth[0]:
+        out.update({f"depth_{k}": v for k, v in aggregate(depth).items() if k != "frames"})
+    times = [f["time_ms"] for f in frames if isinstance(f.get("time_ms"), (int, float))]
+    if times:
+        out["time_ms"] = float(np.median(times))
+        out["time_p90_ms"] = float(np.percentile(times, 90))
+    out["frames"] = len(frames)
+    return out
+
+
+# --------------------------------------------------------------------------- text
+
+def table_rows(runs: Sequence[ModelRun], columns: Sequence[Column]) -> tuple[list[str], list[list[str]]]:
+    header = ["model"] + [c.header for c in columns]
+    rows = [[run.model] + [c.format(run.summary.get(c.key)) for c in columns] for run in runs]
+    return header, rows
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
+    fmt = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
+    lines = [fmt.format(*header), "  ".join("-" * w for w in widths)]
+    lines += [fmt.format(*r) for r in rows]
+    return "\n".join(lines)
+
+
+def jsonable(value: Any) -> Any:
+    """NaN/inf -> None, numpy scalars/arrays -> Python, dataclasses -> dicts (JSON has no NaN)."""
+    if hasattr(value, "__dataclass_fields__"):
+        value = asdict(value)
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def write_json(path: str | Path, data: Any) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(jsonable(data), indent=2, allow_nan=False) + "\n")
+    return path
+
+
+def environment() -> dict[str, str]:
+    """Date and machine, for the record of a run."""
+    info = {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "python": platform.python_version(), "machine": platform.machine()}
+    try:
+        import torch
+
+        info["torch"] = torch.__version__
+        if torch.cuda.is_available():
+            info["gpu"] = torch.cuda.get_device_name(0)
+    except Exception:  # torch is optional for a report
+        pass
+    return info
+
+
+def write_report(out_dir: str | Path, title: str, runs: Sequence[ModelRun], meta: dict[str, Any],
+                 columns: Sequence[Column] = STEREO_COLUMNS, figures: Sequence[Path] = ()) -> dict[str, Path]:
+    """Write ``results.json`` and ``report.md`` into ``out_dir``; returns their paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {**environment(), **meta}
+    payload = {"title": title, "meta": meta, "models": [asdict(r) for r in runs]}
+    json_path = write_json(out / "results.json", payload)
+
+    header, rows = table_rows(runs, columns)
+    md = [f"# {title}", ""]
+    md += [f"- **{k}**: {v}" for k, v in meta.items()]
+    md += ["", markdown_table(header, rows), ""]
+    for run in runs:
+        extra = [f"backend `{run.backend}`" if run.backend else "",
+                 f"device `{run.device}`" if run.device else ""]
+        md.append(f"**{run.model}**: " + ", ".join(x for x in extra if x) + ".")
+        md += [f"- note: {n}" for n in run.notes]
+        if run.errors:
+            md.append(f"- {len(run.errors)} item(s) could not be evaluated:")
+            md += [f"  - `{e['item']}`: {e['error']}" for e in run.errors]
+        md.append("")
+    if figures:
+        md += ["## Figures", ""]
+        md += [f"![{Path(f).stem}]({Path(f).relative_to(out).as_posix() if Path(f).is_absolute() else f})"
+               for f in figures]
+        md.append("")
+    md_path = out / "report.md"
+    md_path.write_text("\n".join(md))
+    return {"json": json_path, "markdown": md_path}
+
+
+# --------------------------------------------------------------------------- figures
+
+_PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
+            (140, 86, 75), (227, 119, 194), (127, 127, 127)]
+
+
+def _label(img: np.ndarray, text: str) -> np.ndarray:
+    """Caption bar above ``img`` (RGB)."""
+    bar = np.full((22, img.shape[1], 3), 255, np.uint8)
+    cv2.putText(bar, text, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    return np.vstack([bar, img])
+
+
+def frame_panel(left_rgb: np.ndarray, gt: np.ndarray | None, preds: dict[str, np.ndarray],
+                max_disp: float | None = None, max_error: float = 5.0) -> np.ndarray:
+    """One frame at a glance: left image | GT disparity, then per model its disparity | error map.
+    All disparities share one colour scale (``max_disp``, else the GT/prediction range)."""
+    if max_disp is None:
+        ref = gt if gt is not None else next(iter(preds.values()), None)
+        finite = ref[np.isfinite(ref)] if ref is not None else np.array([])
+        max_disp = float(finite.max()) if finite.size else 1.0
+    rows = [np.hstack([_label(left_rgb, "left"),
+                       _label(colorize(gt, 0, max_disp), "ground truth") if gt is not None
+                       else _label(np.zeros_like(left_rgb), "no ground truth")])]
+    for name, pred in preds.items():
+        pred_img = _label(colorize(pred, 0, max_disp), f"{name}: disparity")
+        err_img = (_label(error_map(pred, gt, max_error), f"{name}: |error| 0-{max_error:g} px")
+                   if gt is not None else _label(np.zeros_like(left_rgb), "no ground truth"))
+        rows.append(np.hstack([pred_img, err_img]))
+    return np.vstack(rows)
+
+
+def error_histogram(errors: dict[str, np.ndarray], max_error: float = 10.0, bins: int = 40,
+                    size: tuple[int, int] = (720, 360)) -> np.ndarray:
+    """Histogram of absolute disparity errors per model (share of valid pixels per bin, errors
+    above ``max_error`` in the last bin), drawn as outlined step curves with axes and legend."""
+    w, h = size
+    img = np.full((h, w, 3), 255, np.uint8)
+    left, right, top, bottom = 60, 20, 30, 40
+    pw, ph = w - left - right, h - top - bottom
+    edges = np.linspace(0.0, max_error, bins + 1)
+    hists = {}
+    for name, err in errors.items():
+        err = np.asarray(err, dtype=np.float64).ravel()
+        err = err[np.isfinite(err)]
+        counts = (np.histogram(np.minimum(err, max_error - 1e-9), bins=edges)[0] if err.size
+                  else np.zeros(bins))
+        hists[name] = counts / max(err.size, 1)
+    ymax = max([float(v.max()) for v in hists.values()] + [1e-6]) * 1.1
+    black = (0, 0, 0)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    cv2.rectangle(img, (left, top), (left + pw, top + ph), black, 1)
+    for i in range(6):
+        frac = i / 5
+        x = int(left + frac * pw)
+        cv2.line(img, (x, top + ph), (x, top + ph + 4), black, 1)
+        cv2.putText(img, f"{frac * max_error:g}", (x - 8, top + ph + 18), font, 0.4, black, 1)
+        y = int(top + ph - frac * ph)
+        cv2.line(img, (left - 4, y), (left, y), black, 1)
+        cv2.putText(img, f"{100 * frac * ymax:.0f}%", (4, y + 4), font, 0.4, black, 1)
+    cv2.putText(img, "|disparity error| (px), last bin = more", (left + 4, h - 6), cv2.FONT_HERSHEY_SIMPLEX,
+                0.45, black, 1)
+    for k, (name, hist) in enumerate(hists.items()):
+        color = _PALETTE[k % len(_PALETTE)]
+        pts = []
+        for i, v in enumerate(hist):
+            y = int(top + ph - v / ymax * ph)
+            pts += [(int(left + i / bins * pw), y), (int(left + (i + 1) / bins * pw), y)]
+        cv2.polylines(img, [np.array(pts, np.int32)], False, color, 2, cv2.LINE_AA)
+        lx, ly = left + pw - 170, top + 8 + 18 * k
+        cv2.rectangle(img, (lx, ly), (lx + 12, ly + 12), color, -1)
+        cv2.putText(img, name[:22], (lx + 18, ly + 11), font, 0.45, black, 1)
+    return img
+
+
+def save_figure(out_dir: str | Path, name: str, rgb: np.ndarray) -> Path:
+    """Save an RGB figure as ``out_dir/figures/<name>.png`` (name made filesystem-safe)."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    path = Path(out_dir) / "figures" / f"{safe}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_rgb(path, rgb)
+    return path
