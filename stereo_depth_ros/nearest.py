@@ -1,0 +1,507 @@
+"""The nearest object in front of the camera: its mask, its one-pixel edges in 3D, its distance.
+
+Core module (no ROS). Three parts:
+- labels from the synthetic generator: the nearest object is the instance (id >= 2: not the
+  background wall 0, not the ground 1) with the smallest robust depth (5th percentile) among
+  instances that cover at least ``min_area`` pixels;
+- post-processing of a mask (from the U-Net or the threshold baseline) with a disparity map:
+  largest connected component -> one-pixel contour (cv2) -> edge pixels reprojected to 3D ->
+  distance (robust depth of the mask) -> axis-aligned 3D box;
+- ``NearestObjectDetector``: the U-Net (or the classical baseline: threshold near the maximum
+  disparity + largest connected component) with a score threshold, a minimum area and a
+  maximum range.
+
+Nothing in range gives ``NearestObject.empty``: empty mask, no edges, no points and
+``distance = +inf`` (REP 117: +inf means "no detection within range").
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from stereo_depth_ros.geometry import StereoGeometry, disparity_to_depth
+
+BACKGROUND_ID = 0
+GROUND_ID = 1
+FIRST_OBJECT_ID = 2
+DEFAULT_PERCENTILE = 5.0
+NO_OBJECT_DISTANCE = math.inf
+BACKENDS = ("unet", "threshold")
+
+
+class NearestInputError(ValueError):
+    """Inputs the nearest-object detector cannot use; the message says what is wrong."""
+
+
+@dataclass
+class NearestObject:
+    """The result for one frame, at the input resolution.
+
+    mask / edges: (H, W) bool; edges is the one-pixel contour of the mask (a subset of it).
+    edge_points: (N, 3) float32 edge pixels in the left optical frame (metres), finite only.
+    distance: robust depth of the mask in metres, +inf when nothing is in range.
+    box_center / box_size: axis-aligned 3D box around the object's points, None when empty.
+    score: mean probability inside the mask (1.0 for the threshold backend, 0.0 when empty).
+    """
+
+    mask: np.ndarray
+    edges: np.ndarray
+    edge_points: np.ndarray
+    distance: float
+    box_center: np.ndarray | None = None
+    box_size: np.ndarray | None = None
+    score: float = 0.0
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def found(self) -> bool:
+        return bool(math.isfinite(self.distance) and self.mask.any())
+
+    @classmethod
+    def empty(cls, height: int, width: int, **info: Any) -> NearestObject:
+        return cls(
+            mask=np.zeros((height, width), dtype=bool),
+            edges=np.zeros((height, width), dtype=bool),
+            edge_points=np.zeros((0, 3), dtype=np.float32),
+            distance=NO_OBJECT_DISTANCE,
+            info=dict(info),
+        )
+
+
+# ----------------------------------------------------------------------------- labels
+
+
+def robust_depth(depth: np.ndarray, mask: np.ndarray, percentile: float = DEFAULT_PERCENTILE) -> float:
+    """``percentile``-th percentile of the finite positive depths under ``mask``; +inf if none."""
+    values = depth[mask]
+    values = values[np.isfinite(values) & (values > 0)]
+    if values.size == 0:
+        return NO_OBJECT_DISTANCE
+    return float(np.percentile(values, percentile))
+
+
+def nearest_object_label(
+    instances: np.ndarray,
+    depth: np.ndarray,
+    min_area: int = 50,
+    percentile: float = DEFAULT_PERCENTILE,
+    max_range: float = math.inf,
+) -> tuple[np.ndarray, int]:
+    """(mask, instance id) of the nearest object; (all-False mask, 0) when there is none.
+
+    Candidates are instance ids >= 2 covering at least ``min_area`` pixels whose robust depth
+    is within ``max_range``; the one with the smallest robust depth wins.
+    """
+    if instances.shape != depth.shape:
+        raise NearestInputError(f"instances {instances.shape} and depth {depth.shape} differ in size")
+    best_id, best_depth = 0, math.inf
+    ids, counts = np.unique(instances, return_counts=True)
+    for inst, count in zip(ids.tolist(), counts.tolist(), strict=True):
+        if inst < FIRST_OBJECT_ID or count < min_area:
+            continue
+        d = robust_depth(depth, instances == inst, percentile)
+        if d <= max_range and d < best_depth:
+            best_id, best_depth = inst, d
+    if best_id == 0:
+        return np.zeros(instances.shape, dtype=bool), 0
+    return instances == best_id, best_id
+
+
+# ------------------------------------------------------------------------ post-processing
+
+
+def check_disparity(disparity: np.ndarray) -> np.ndarray:
+    """(H, W) float32 copy; raises NearestInputError when it is not usable at all."""
+    d = np.asarray(disparity)
+    if d.ndim != 2:
+        raise NearestInputError(f"disparity must be a (H, W) array, got shape {d.shape}")
+    if not np.issubdtype(d.dtype, np.floating):
+        raise NearestInputError(f"disparity must be floating point, got {d.dtype}")
+    d = d.astype(np.float32, copy=False)
+    if not np.any(np.isfinite(d) & (d > 0)):
+        raise NearestInputError(
+            f"disparity {d.shape[1]}x{d.shape[0]} has no valid pixel (all NaN, inf or <= 0)"
+        )
+    return d
+
+
+def valid_disparity(disparity: np.ndarray) -> np.ndarray:
+    return np.isfinite(disparity) & (disparity > 0)
+
+
+def largest_component(mask: np.ndarray, min_area: int = 1) -> np.ndarray:
+    """The largest 8-connected component of ``mask`` if it has at least ``min_area`` pixels."""
+    m = np.asarray(mask, dtype=bool)
+    if not m.any():
+        return np.zeros_like(m)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(m.astype(np.uint8), connectivity=8)
+    if n <= 1:
+        return np.zeros_like(m)
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    best = int(np.argmax(areas))
+    if areas[best] < max(1, min_area):
+        return np.zeros_like(m)
+    return labels == best + 1
+
+
+def mask_edges(mask: np.ndarray) -> np.ndarray:
+    """One-pixel contour of the mask (outer borders and holes), traced on the mask's own pixels."""
+    m = np.ascontiguousarray(mask, dtype=np.uint8)
+    edges = np.zeros_like(m)
+    if m.any():
+        contours, _ = cv2.findContours(m, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
+        cv2.drawContours(edges, contours, -1, color=1, thickness=1)
+    return edges.astype(bool) & m.astype(bool)
+
+
+def edge_disparity(disparity: np.ndarray, mask: np.ndarray, edges: np.ndarray, radius: int = 2) -> np.ndarray:
+    """Disparity for each edge pixel: the median of the valid disparities of *mask* pixels in a
+    (2r+1)^2 window. Boundary pixels are where stereo is least reliable (occlusions, blur);
+    the window keeps the point on the object's surface. NaN where the window has no value."""
+    ys, xs = np.nonzero(edges)
+    if ys.size == 0:
+        return np.zeros(0, dtype=np.float32)
+    h, w = disparity.shape
+    on_object = np.where(mask & valid_disparity(disparity), disparity, np.nan).astype(np.float32)
+    padded = np.pad(on_object, radius, mode="constant", constant_values=np.nan)
+    offsets = np.arange(-radius, radius + 1)
+    wy = (ys[:, None, None] + radius + offsets[None, :, None]).clip(0, h + 2 * radius - 1)
+    wx = (xs[:, None, None] + radius + offsets[None, None, :]).clip(0, w + 2 * radius - 1)
+    windows = padded[wy, wx].reshape(ys.size, -1)
+    out = np.full(ys.size, np.nan, dtype=np.float32)
+    has = np.isfinite(windows).any(axis=1)
+    if has.any():
+        out[has] = np.nanmedian(windows[has], axis=1)
+    return out
+
+
+def pixels_to_points(
+    us: np.ndarray, vs: np.ndarray, disparity: np.ndarray, geometry: StereoGeometry
+) -> np.ndarray:
+    """(N,) pixel coordinates + their disparities -> (N, 3) points, optical frame, NaN invalid.
+    Same model as geometry.reproject, for a sparse set of pixels."""
+    z = disparity_to_depth(disparity.astype(np.float64), geometry)
+    x = (us - geometry.cx) * z / geometry.fx
+    y = (vs - geometry.cy) * z / geometry.fy
+    return np.stack((x, y, z), axis=-1).astype(np.float32)
+
+
+def describe_mask(
+    mask: np.ndarray,
+    disparity: np.ndarray,
+    geometry: StereoGeometry,
+    *,
+    min_area: int = 50,
+    max_range: float = math.inf,
+    percentile: float = DEFAULT_PERCENTILE,
+    score: float = 1.0,
+    **info: Any,
+) -> NearestObject:
+    """Mask + disparity -> NearestObject (largest component, edges, 3D points, distance, box)."""
+    d = np.asarray(disparity, dtype=np.float32)
+    if mask.shape != d.shape:
+        raise NearestInputError(f"mask {mask.shape} and disparity {d.shape} differ in size")
+    if (geometry.height, geometry.width) != d.shape:
+        raise NearestInputError(
+            f"disparity is {d.shape[1]}x{d.shape[0]} but the camera model is "
+            f"{geometry.width}x{geometry.height}"
+        )
+    h, w = d.shape
+    component = largest_component(mask, min_area)
+    if not component.any():
+        return NearestObject.empty(h, w, **info)
+    depth = disparity_to_depth(d, geometry)
+    distance = robust_depth(depth, component, percentile)
+    if not distance <= max_range:  # also catches +inf (no valid disparity on the object)
+        return NearestObject.empty(h, w, rejected_distance=distance, **info)
+    edges = mask_edges(component)
+    ys, xs = np.nonzero(edges)
+    points = pixels_to_points(xs, ys, edge_disparity(d, component, edges), geometry)
+    points = points[np.isfinite(points).all(axis=1)]
+    my, mx = np.nonzero(component & valid_disparity(d))
+    body = pixels_to_points(mx, my, d[my, mx], geometry)
+    body = body[np.isfinite(body).all(axis=1)]
+    center = size = None
+    if body.shape[0]:
+        lo = np.percentile(body, 2.0, axis=0)
+        hi = np.percentile(body, 98.0, axis=0)
+        center = ((lo + hi) / 2).astype(np.float32)
+        size = np.maximum(hi - lo, 1e-3).astype(np.float32)
+    return NearestObject(
+        mask=component, edges=edges, edge_points=points, distance=distance,
+        box_center=center, box_size=size, score=float(score), info=dict(info),
+    )
+
+
+# ------------------------------------------------------------------------- the baseline
+
+
+def threshold_mask(
+    disparity: np.ndarray,
+    *,
+    band: float = 0.15,
+    min_area: int = 50,
+    min_disparity: float = 0.0,
+) -> np.ndarray:
+    """Classical baseline: pixels whose disparity is within ``band`` (relative) of the maximum
+    disparity, then the largest connected component. The maximum is taken after a 5x5 median
+    filter so that isolated outliers do not set it. ``min_disparity`` drops what is out of
+    range (fB / max_range)."""
+    d = check_disparity(disparity)
+    valid = valid_disparity(d) & (d >= min_disparity)
+    if not valid.any():
+        return np.zeros(d.shape, dtype=bool)
+    filtered = cv2.medianBlur(np.where(valid, d, 0.0).astype(np.float32), 5)
+    d_max = float(filtered[valid].max()) if (filtered[valid] > 0).any() else float(d[valid].max())
+    candidates = valid & (d >= (1.0 - band) * d_max)
+    return largest_component(candidates, min_area)
+
+
+# -------------------------------------------------------------------------- U-Net inputs
+
+
+def resize_disparity(disparity: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize a (normalized) disparity map to (W, H), NaN-aware (area average of valid pixels).
+    Values are not rescaled: normalized disparity does not change with resolution."""
+    w, h = size
+    if disparity.shape == (h, w):
+        return disparity.astype(np.float32, copy=False)
+    valid = valid_disparity(disparity).astype(np.float32)
+    filled = np.where(valid > 0, disparity, 0.0).astype(np.float32)
+    interp = cv2.INTER_AREA if w <= disparity.shape[1] else cv2.INTER_LINEAR
+    num = cv2.resize(filled, (w, h), interpolation=interp)
+    den = cv2.resize(valid, (w, h), interpolation=interp)
+    out = np.full((h, w), np.nan, dtype=np.float32)
+    ok = den >= 0.5
+    out[ok] = num[ok] / den[ok]
+    return out
+
+
+def unet_input(
+    left: np.ndarray,
+    disparity: np.ndarray,
+    max_disparity: float,
+    config: Any,
+    size: tuple[int, int] | None = None,
+    confidence: np.ndarray | None = None,
+) -> np.ndarray:
+    """(C, H, W) float32 network input at ``size`` = (W, H) (default: the input size).
+
+    Channels: image in [0, 1] (gray or RGB per ``config.image_mode``), disparity / max_disparity
+    clipped to [0, 1.5] with 0 where invalid, [validity], [confidence].
+    """
+    if not (math.isfinite(max_disparity) and max_disparity > 0):
+        raise NearestInputError(f"max_disparity must be finite and > 0 (got {max_disparity})")
+    h0, w0 = disparity.shape
+    w, h = size if size is not None else (w0, h0)
+    img = np.asarray(left)
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[..., 0]
+    if config.image_mode == "gray":
+        if img.ndim == 3:
+            img = cv2.cvtColor(np.ascontiguousarray(img[..., :3]), cv2.COLOR_RGB2GRAY)
+        channels = [img[None]]
+    else:
+        if img.ndim == 2:
+            img = np.repeat(img[..., None], 3, axis=2)
+        channels = [np.moveaxis(img[..., :3], -1, 0)]
+    image = np.concatenate(channels, axis=0).astype(np.float32)
+    if np.asarray(left).dtype == np.uint8:
+        image = image / 255.0
+    if (h, w) != (h0, w0):
+        image = np.stack([cv2.resize(c, (w, h), interpolation=cv2.INTER_AREA) for c in image])
+    norm = resize_disparity(disparity / np.float32(max_disparity), (w, h))
+    valid = valid_disparity(norm)
+    out = [image, np.where(valid, np.clip(norm, 0.0, 1.5), 0.0)[None]]
+    if config.use_valid:
+        out.append(valid[None].astype(np.float32))
+    if config.use_confidence:
+        if confidence is None:
+            conf = valid.astype(np.float32)
+        else:
+            conf = np.nan_to_num(np.asarray(confidence, dtype=np.float32), nan=0.0)
+            if conf.shape != (h, w):
+                conf = cv2.resize(conf, (w, h), interpolation=cv2.INTER_AREA)
+        out.append(np.clip(conf, 0.0, 1.0)[None])
+    return np.concatenate(out, axis=0).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------- detector
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    if device in ("", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def check_inputs(left: np.ndarray, disparity: np.ndarray) -> np.ndarray:
+    """Validate the pair; returns the disparity as float32. Raises NearestInputError."""
+    d = check_disparity(disparity)
+    img = np.asarray(left)
+    if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (1, 3, 4)):
+        raise NearestInputError(f"left image must be (H, W) or (H, W, 3), got shape {img.shape}")
+    if img.shape[:2] != d.shape:
+        raise NearestInputError(
+            f"left image is {img.shape[1]}x{img.shape[0]} but disparity is {d.shape[1]}x{d.shape[0]}"
+        )
+    return d
+
+
+class NearestObjectDetector:
+    """Finds the nearest object in (left image, disparity) with the U-Net or the baseline.
+
+    backend: "unet" (needs ``model``, a checkpoint path, or ``network`` + ``config``) or
+    "threshold". score_threshold: probability above which a pixel is in the mask (U-Net).
+    min_area: pixels (at the input resolution) the object must cover. max_range: metres.
+    band: the baseline's relative disparity band below the maximum.
+    """
+
+    def __init__(
+        self,
+        backend: str = "unet",
+        model: str | Path | None = None,
+        device: str = "auto",
+        score_threshold: float = 0.5,
+        min_area: int = 50,
+        max_range: float = 20.0,
+        band: float = 0.15,
+        percentile: float = DEFAULT_PERCENTILE,
+        network: torch.nn.Module | None = None,
+        input_size: tuple[int, int] | None = None,
+    ) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(
+                f"unknown nearest-object backend {backend!r}: choose one of {', '.join(BACKENDS)}"
+            )
+        if not 0.0 < score_threshold < 1.0:
+            raise ValueError(f"score_threshold must be in (0, 1) (got {score_threshold})")
+        if not max_range > 0:
+            raise ValueError(f"max_range must be > 0 metres (got {max_range})")
+        self.backend = backend
+        self.score_threshold = float(score_threshold)
+        self.min_area = int(min_area)
+        self.max_range = float(max_range)
+        self.band = float(band)
+        self.percentile = float(percentile)
+        self.device = pick_device(device)
+        self.network: torch.nn.Module | None = None
+        self.input_size = input_size
+        self.checkpoint_info: dict[str, Any] = {}
+        if backend == "unet":
+            if network is None:
+                path = Path(model) if model else default_model_path()
+                network, meta = load_unet_checkpoint(path, map_location="cpu")
+                self.input_size = self.input_size or tuple(meta.get("input_size") or ()) or None
+                self.checkpoint_info = {k: v for k, v in meta.items() if k != "state_dict"}
+            self.network = network.to(self.device).eval()
+
+    @property
+    def config(self) -> Any:
+        return self.network.config if self.network is not None else None
+
+    def probability(self, left: np.ndarray, disparity: np.ndarray, max_disparity: float,
+                    confidence: np.ndarray | None = None) -> np.ndarray:
+        """(H, W) float32 U-Net probability at the input resolution."""
+        if self.network is None:
+            raise RuntimeError("probability() needs the unet backend")
+        h, w = disparity.shape
+        x = unet_input(left, disparity, max_disparity, self.config, self.input_size, confidence)
+        with torch.inference_mode():
+            logits = self.network(torch.from_numpy(x)[None].to(self.device))
+            prob = torch.sigmoid(logits)[0, 0].float().cpu().numpy()
+        if prob.shape != (h, w):
+            prob = cv2.resize(prob, (w, h), interpolation=cv2.INTER_LINEAR)
+        return prob
+
+    def detect(
+        self,
+        left: np.ndarray,
+        disparity: np.ndarray,
+        geometry: StereoGeometry,
+        max_disparity: float | None = None,
+        confidence: np.ndarray | None = None,
+    ) -> NearestObject:
+        """Nearest object in this frame (NearestObject.empty when nothing is in range).
+
+        disparity: published disparity (adjusted for cx_l - cx_r), NaN where invalid.
+        max_disparity: normalization for the U-Net input (DisparityImage.max_disparity, at the
+        disparity's resolution); default: the largest valid disparity of the frame.
+        """
+        d = check_inputs(left, disparity)
+        h, w = d.shape
+        if (geometry.height, geometry.width) != (h, w):
+            raise NearestInputError(
+                f"disparity is {w}x{h} but camera_info says {geometry.width}x{geometry.height}"
+            )
+        min_disp = geometry.focal_baseline / self.max_range
+        if self.backend == "threshold":
+            mask = threshold_mask(d, band=self.band, min_area=self.min_area, min_disparity=min_disp)
+            score = 1.0
+        else:
+            if max_disparity is None or not (math.isfinite(max_disparity) and max_disparity > 0):
+                max_disparity = float(np.nanmax(np.where(valid_disparity(d), d, np.nan)))
+            prob = self.probability(left, d, float(max_disparity), confidence)
+            mask = prob > self.score_threshold
+            mask = largest_component(mask, self.min_area)
+            score = float(prob[mask].mean()) if mask.any() else 0.0
+        return describe_mask(
+            mask, d, geometry, min_area=self.min_area, max_range=self.max_range,
+            percentile=self.percentile, score=score, backend=self.backend,
+        )
+
+
+CHECKPOINT_FORMAT = "stereo_depth_ros.nearest_unet"
+
+
+def save_unet_checkpoint(path: str | Path, network: torch.nn.Module, **meta: Any) -> Path:
+    """Self-describing checkpoint of plain data (loads with ``weights_only=True``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "version": 1,
+        "architecture": "unet",
+        "config": network.config.to_dict(),
+        "state_dict": {k: v.detach().cpu() for k, v in network.state_dict().items()},
+        **meta,
+    }
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)
+    return path
+
+
+def load_unet_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[Any, dict]:
+    """(UNet in eval mode, checkpoint dict) from a file written by save_unet_checkpoint.
+    Never executes code from the file (weights_only=True); errors name the problem."""
+    from stereo_depth_ros.models.unet import build_unet
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"nearest-object model {path} not found: train one with `stereo-depth train-nearest` "
+            "or use backend 'threshold'"
+        )
+    try:
+        data = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # corrupt file or pickled code
+        raise ValueError(f"{path} is not a loadable checkpoint: {exc}") from exc
+    if not isinstance(data, dict) or data.get("architecture") != "unet" or "state_dict" not in data:
+        raise ValueError(f"{path} is not a nearest-object U-Net checkpoint (architecture != 'unet')")
+    network = build_unet(data["config"])
+    network.load_state_dict(data["state_dict"])
+    return network.eval(), data
+
+
+def default_model_path() -> Path:
+    from stereo_depth_ros.paths import WEIGHTS_DIR
+
+    return WEIGHTS_DIR / "nearest_unet.pt"
