@@ -1,0 +1,216 @@
+"""Point cloud payloads (PointCloud2 layout) and PLY files from arrays, with no rclpy.
+
+The payload is what a sensor_msgs/PointCloud2 carries: float32 x, y, z (+ rgb packed into a
+float32 as (r << 16) | (g << 8) | b, the PCL/RViz convention), one 16-byte point per pixel
+(organized H x W, NaN where invalid) or only the valid points (dense). ``build_cloud`` does
+it in one vectorized step on the arrays' device (torch: a single transfer to the CPU at the
+end); ``build_cloud_reference`` is the per-point loop it must agree with (for tests and
+benchmarks only).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from stereo_depth_ros.geometry import StereoGeometry, reproject
+
+XYZ_FIELDS: tuple[tuple[str, int], ...] = (("x", 0), ("y", 4), ("z", 8))
+XYZRGB_FIELDS: tuple[tuple[str, int], ...] = XYZ_FIELDS + (("rgb", 12),)
+XYZ_DTYPE = np.dtype({"names": ["x", "y", "z"], "formats": ["<f4"] * 3, "offsets": [0, 4, 8],
+                      "itemsize": 12})
+XYZRGB_DTYPE = np.dtype({"names": ["x", "y", "z", "rgb"], "formats": ["<f4"] * 4,
+                         "offsets": [0, 4, 8, 12], "itemsize": 16})
+
+
+@dataclass
+class CloudPayload:
+    """Points in PointCloud2 layout: ``points`` is a structured array (H, W) or (N,)."""
+
+    points: np.ndarray
+    height: int
+    width: int
+    is_dense: bool
+    has_rgb: bool
+
+    @property
+    def fields(self) -> tuple[tuple[str, int], ...]:
+        """(name, byte offset) of each float32 field."""
+        return XYZRGB_FIELDS if self.has_rgb else XYZ_FIELDS
+
+    @property
+    def point_step(self) -> int:
+        return self.points.dtype.itemsize
+
+    @property
+    def row_step(self) -> int:
+        return self.point_step * self.width
+
+    def tobytes(self) -> bytes:
+        return np.ascontiguousarray(self.points).tobytes()
+
+    def xyz(self) -> np.ndarray:
+        """(N, 3) float32 of all points, NaN rows included."""
+        flat = self.points.reshape(-1)
+        return np.stack([flat["x"], flat["y"], flat["z"]], axis=-1)
+
+    def rgb(self) -> np.ndarray | None:
+        """(N, 3) uint8 colours, or None."""
+        if not self.has_rgb:
+            return None
+        return unpack_rgb(self.points.reshape(-1)["rgb"])
+
+
+def pack_rgb(rgb: np.ndarray) -> np.ndarray:
+    """(..., 3) uint8 -> (...) float32 whose bits are (r << 16) | (g << 8) | b."""
+    c = rgb.astype(np.uint32)
+    return ((c[..., 0] << 16) | (c[..., 1] << 8) | c[..., 2]).view(np.float32)
+
+
+def unpack_rgb(packed: np.ndarray) -> np.ndarray:
+    bits = np.ascontiguousarray(packed, dtype=np.float32).view(np.uint32)
+    return np.stack([(bits >> 16) & 255, (bits >> 8) & 255, bits & 255], axis=-1).astype(np.uint8)
+
+
+def build_cloud(points: np.ndarray | torch.Tensor, rgb: np.ndarray | torch.Tensor | None = None,
+                organized: bool = True) -> CloudPayload:
+    """(H, W, 3) float points (NaN invalid) + optional (H, W, 3) uint8 colours -> payload.
+
+    Torch inputs are packed on their device and cross to the CPU once.
+    """
+    if points.ndim != 3 or points.shape[-1] != 3:
+        raise ValueError(f"points must be (H, W, 3), got {tuple(points.shape)}")
+    h, w = int(points.shape[0]), int(points.shape[1])
+    if rgb is not None and tuple(rgb.shape) != (h, w, 3):
+        raise ValueError(f"colours {tuple(rgb.shape)} do not match points ({h}, {w}, 3)")
+    if isinstance(points, torch.Tensor):
+        flat = _pack_torch(points, rgb, organized)
+    else:
+        flat = _pack_numpy(points, rgb, organized)
+    has_rgb = rgb is not None
+    dtype = XYZRGB_DTYPE if has_rgb else XYZ_DTYPE
+    structured = np.ascontiguousarray(flat).view(dtype)[..., 0]  # (H, W) or (N,)
+    if organized:
+        return CloudPayload(structured, h, w, bool(np.isfinite(flat[..., :3]).all()), has_rgb)
+    return CloudPayload(structured, 1, int(structured.shape[0]), True, has_rgb)
+
+
+def _pack_torch(points: torch.Tensor, rgb: np.ndarray | torch.Tensor | None,
+                organized: bool) -> np.ndarray:
+    pts = points.to(torch.float32)
+    cols = [pts]
+    if rgb is not None:
+        c = torch.as_tensor(rgb, device=pts.device).to(torch.int32)
+        packed = (c[..., 0] << 16) | (c[..., 1] << 8) | c[..., 2]
+        cols.append(packed.view(torch.float32).unsqueeze(-1))
+    out = torch.cat(cols, dim=-1)
+    if not organized:
+        out = out[torch.isfinite(pts).all(dim=-1)]
+    return out.contiguous().cpu().numpy()
+
+
+def _pack_numpy(points: np.ndarray, rgb: np.ndarray | torch.Tensor | None,
+                organized: bool) -> np.ndarray:
+    pts = np.asarray(points, dtype=np.float32)
+    cols = [pts]
+    if rgb is not None:
+        rgb_np = rgb.cpu().numpy() if isinstance(rgb, torch.Tensor) else np.asarray(rgb)
+        cols.append(pack_rgb(rgb_np)[..., None])
+    out = np.concatenate(cols, axis=-1)
+    if not organized:
+        out = out[np.isfinite(pts).all(axis=-1)]
+    return out
+
+
+def cloud_from_disparity(disparity: np.ndarray | torch.Tensor, geometry: StereoGeometry,
+                         rgb: np.ndarray | torch.Tensor | None = None,
+                         organized: bool = True) -> CloudPayload:
+    """Published disparity (H, W) -> reprojected points in the left optical frame -> payload."""
+    return build_cloud(reproject(disparity, geometry), rgb, organized)
+
+
+def build_cloud_reference(points: np.ndarray, rgb: np.ndarray | None = None,
+                          organized: bool = True) -> bytes:
+    """The same bytes as ``build_cloud(...).tobytes()``, one point at a time (slow, on purpose)."""
+    h, w = points.shape[:2]
+    out = bytearray()
+    for v in range(h):
+        for u in range(w):
+            x, y, z = (float(points[v, u, k]) for k in range(3))
+            if not organized and not (np.isfinite(x) and np.isfinite(y) and np.isfinite(z)):
+                continue
+            out += struct.pack("<fff", x, y, z)
+            if rgb is not None:
+                r, g, b = (int(rgb[v, u, k]) for k in range(3))
+                out += struct.pack("<I", (r << 16) | (g << 8) | b)
+    return bytes(out)
+
+
+def write_ply(path: str | Path, xyz: np.ndarray, rgb: np.ndarray | None = None,
+              binary: bool = True) -> int:
+    """Write the finite points of (N, 3) ``xyz`` (+ (N, 3) uint8 colours) as PLY; returns the count.
+
+    Binary little-endian by default; ``binary=False`` writes ASCII. Viewers (MeshLab,
+    CloudCompare, Open3D) read both.
+    """
+    xyz = np.asarray(xyz, dtype=np.float32).reshape(-1, 3)
+    keep = np.isfinite(xyz).all(axis=1)
+    xyz = xyz[keep]
+    colours = None if rgb is None else np.asarray(rgb, dtype=np.uint8).reshape(-1, 3)[keep]
+    header = ["ply", f"format {'binary_little_endian' if binary else 'ascii'} 1.0",
+              "comment written by stereo_depth_ros", f"element vertex {len(xyz)}",
+              "property float x", "property float y", "property float z"]
+    if colours is not None:
+        header += ["property uchar red", "property uchar green", "property uchar blue"]
+    header.append("end_header")
+    with open(path, "wb") as fh:
+        fh.write(("\n".join(header) + "\n").encode("ascii"))
+        if binary:
+            fields = [("x", "<f4"), ("y", "<f4"), ("z", "<f4")]
+            if colours is not None:
+                fields += [("red", "u1"), ("green", "u1"), ("blue", "u1")]
+            rec = np.empty(len(xyz), dtype=fields)
+            rec["x"], rec["y"], rec["z"] = xyz[:, 0], xyz[:, 1], xyz[:, 2]
+            if colours is not None:
+                rec["red"], rec["green"], rec["blue"] = colours[:, 0], colours[:, 1], colours[:, 2]
+            fh.write(rec.tobytes())
+        else:
+            cols = [xyz[:, 0], xyz[:, 1], xyz[:, 2]]
+            fmt = ["%.6g"] * 3
+            if colours is not None:
+                cols += [colours[:, 0], colours[:, 1], colours[:, 2]]
+                fmt += ["%d"] * 3
+            table = np.column_stack([c.astype(np.float64) for c in cols]) if len(xyz) else np.zeros((0, 3))
+            np.savetxt(fh, table, fmt=fmt if len(xyz) else "%g")
+    return len(xyz)
+
+
+def write_ply_payload(path: str | Path, payload: CloudPayload, binary: bool = True) -> int:
+    return write_ply(path, payload.xyz(), payload.rgb(), binary)
+
+
+def read_ply(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """Read a PLY written by ``write_ply`` (vertex x, y, z [+ red, green, blue])."""
+    data = Path(path).read_bytes()
+    end = data.index(b"end_header\n") + len(b"end_header\n")
+    lines = data[:end].decode("ascii").splitlines()
+    if lines[0] != "ply":
+        raise ValueError(f"{path} is not a PLY file")
+    fmt = next(ln.split()[1] for ln in lines if ln.startswith("format"))
+    count = next(int(ln.split()[2]) for ln in lines if ln.startswith("element vertex"))
+    props = [ln.split()[2] for ln in lines if ln.startswith("property")]
+    has_rgb = "red" in props
+    if fmt == "binary_little_endian":
+        fields = [(p, "<f4" if p in "xyz" else "u1") for p in props]
+        rec = np.frombuffer(data[end:], dtype=fields, count=count)
+        xyz = np.stack([rec["x"], rec["y"], rec["z"]], axis=-1)
+        rgb = np.stack([rec["red"], rec["green"], rec["blue"]], axis=-1) if has_rgb else None
+    else:
+        table = np.loadtxt(data[end:].decode("ascii").splitlines(), ndmin=2).reshape(count, len(props))
+        xyz = table[:, :3].astype(np.float32)
+        rgb = table[:, 3:6].astype(np.uint8) if has_rgb else None
+    return xyz, rgb
