@@ -21,7 +21,7 @@ def _write_bag(path, storage="sqlite3", frames=3, drop_right=(), skew_ns=0):
             bag.write("/left/camera_info", bag_io.camera_info(GEOM, False, t, "left_optical"), t)
             bag.write("/left/image_rect", bag_io.numpy_to_image(left, "rgb8", t, "left_optical"), t)
             if i not in drop_right:
-                bag.write("/right/camera_info", bag_io.camera_info(GEOM, True, t + skew_ns, "left_optical"), t)
+                bag.write("/right/camera_info", bag_io.camera_info(GEOM, True, t + skew_ns, "r"), t)
                 bag.write("/right/image_rect",
                           bag_io.numpy_to_image(left[:, :, ::-1], "bgr8", t + skew_ns, "right_optical"), t)
             bag.write("/ground_truth/disparity", bag_io.numpy_to_image(disp, "32FC1", t, "left_optical"), t)

@@ -75,22 +75,28 @@ class ModelRun:
 
 
 def summarize(frames: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Pixel-weighted stereo metrics (keys sharing a frame's ``valid_pixels``), separately
-    weighted depth metrics (``depth_*``), plain means for the rest, median time."""
+    """Aggregate frame rows: each metric group (plain keys; ``noc_*``, ``depth_*``, ... with
+    their own ``<prefix>valid_pixels``) pixel-weighted by its own count; keys without a pixel
+    count averaged over the frames where they are finite; median and p90 of ``time_ms``."""
     if not frames:
         return {"frames": 0}
+    keys = [k for k in dict.fromkeys(k for f in frames for k in f) if k not in _NON_METRIC]
+    prefixes = sorted({k[: -len("valid_pixels")] for k in keys if k.endswith("valid_pixels")},
+                      key=len, reverse=True)
     out: dict[str, Any] = {}
-    stereo = [{k: v for k, v in f.items() if k not in _NON_METRIC and not k.startswith(("depth_", "x_"))}
-              for f in frames]
-    if all("valid_pixels" in f for f in stereo):
-        out.update(aggregate(stereo))
-    else:
-        for key in stereo[0]:
-            vals = np.array([f.get(key, math.nan) for f in stereo], dtype=np.float64)
-            out[key] = float(np.nanmean(vals)) if np.isfinite(vals).any() else math.nan
-    depth = [{k[len("depth_"):]: v for k, v in f.items() if k.startswith("depth_")} for f in frames]
-    if depth[0]:
-        out.update({f"depth_{k}": v for k, v in aggregate(depth).items() if k != "frames"})
+    grouped: set[str] = set()
+    for prefix in prefixes:
+        group = [k for k in keys if k.startswith(prefix) and k not in grouped]
+        grouped.update(group)
+        rows = [{k[len(prefix):]: f[k] for k in group if k in f} for f in frames
+                if (prefix + "valid_pixels") in f]
+        out.update({prefix + k: v for k, v in aggregate(rows).items() if k != "frames"})
+    for key in keys:
+        if key in grouped:
+            continue
+        vals = np.array([f[key] for f in frames if isinstance(f.get(key), (int, float))], dtype=np.float64)
+        vals = vals[np.isfinite(vals)]
+        out[key] = float(vals.mean()) if vals.size else math.nan
     times = [f["time_ms"] for f in frames if isinstance(f.get("time_ms"), (int, float))]
     if times:
         out["time_ms"] = float(np.median(times))
@@ -232,7 +238,7 @@ def error_histogram(errors: dict[str, np.ndarray], max_error: float = 10.0, bins
     above ``max_error`` in the last bin), drawn as outlined step curves with axes and legend."""
     w, h = size
     img = np.full((h, w, 3), 255, np.uint8)
-    left, right, top, bottom = 60, 20, 30, 40
+    left, right, top, bottom = 60, 20, 30, 48
     pw, ph = w - left - right, h - top - bottom
     edges = np.linspace(0.0, max_error, bins + 1)
     hists = {}
@@ -254,7 +260,7 @@ def error_histogram(errors: dict[str, np.ndarray], max_error: float = 10.0, bins
         y = int(top + ph - frac * ph)
         cv2.line(img, (left - 4, y), (left, y), black, 1)
         cv2.putText(img, f"{100 * frac * ymax:.0f}%", (4, y + 4), font, 0.4, black, 1)
-    cv2.putText(img, "|disparity error| (px), last bin = more", (left + 4, h - 6), cv2.FONT_HERSHEY_SIMPLEX,
+    cv2.putText(img, "|disparity error| (px); last bin: larger or missing", (left + 4, h - 6), font,
                 0.45, black, 1)
     for k, (name, hist) in enumerate(hists.items()):
         color = _PALETTE[k % len(_PALETTE)]
