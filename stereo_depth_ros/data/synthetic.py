@@ -1,0 +1,574 @@
+"""Synthetic rectified stereo pairs with exact ground truth (FlyingThings-style scenes).
+
+Random analytic primitives (boxes, spheres, cylinders, quads, thin poles and wires) in
+front of a far textured wall and above a ground plane are ray cast from both camera centres
+of a rectified pinhole rig (left at the origin, right at +baseline along x, same
+intrinsics). Every surface point carries a texture coordinate in its object's own frame, so
+both views sample the same texture at the same 3D point: the right image warped by the
+ground-truth disparity reproduces the left image wherever the point is visible in both.
+
+    rig = StereoRig(width=640, height=480, fx=400.0, fy=400.0, cx=319.5, cy=239.5, baseline=0.12)
+    s = render_random(seed, rig, max_disparity=128.0, photometric=True)
+
+Disparity = fx * baseline / Z (cx_right == cx), > 0 everywhere, <= max_disparity.
+Instance ids: 0 background wall, 1 ground plane, 2.. objects.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from ..geometry import StereoGeometry
+from . import raycast, textures
+from .photometric import apply_photometric, to_uint8
+from .raycast import Shape, axis_rotation, random_rotation
+
+WALL_ID = 0
+GROUND_ID = 1
+FIRST_OBJECT_ID = 2
+_OCCLUSION_EPS = 1e-3  # relative distance along the right-camera ray that still counts as "at P"
+
+
+@dataclass(frozen=True)
+class StereoRig:
+    """A rectified pinhole stereo pair: shared intrinsics, right camera at +baseline along x."""
+
+    width: int = 640
+    height: int = 480
+    fx: float = 400.0
+    fy: float = 400.0
+    cx: float = 319.5
+    cy: float = 239.5
+    baseline: float = 0.12
+
+    @classmethod
+    def for_size(cls, width: int, height: int, fx: float | None = None,
+                 baseline: float = 0.12) -> StereoRig:
+        """A rig for ``width`` x ``height`` with a ~77 degree horizontal field of view by default."""
+        f = 0.625 * width if fx is None else float(fx)
+        return cls(int(width), int(height), f, f, (width - 1) / 2.0, (height - 1) / 2.0, baseline)
+
+    def geometry(self) -> StereoGeometry:
+        return StereoGeometry(fx=self.fx, fy=self.fy, cx=self.cx, cy=self.cy, cx_right=self.cx,
+                              baseline=self.baseline, width=self.width, height=self.height)
+
+    def projections(self) -> tuple[list[float], list[float]]:
+        """camera_info.P of the left and right cameras (row-major 3x4)."""
+        left = [self.fx, 0.0, self.cx, 0.0, 0.0, self.fy, self.cy, 0.0, 0.0, 0.0, 1.0, 0.0]
+        right = list(left)
+        right[3] = -self.fx * self.baseline
+        return left, right
+
+    def scaled(self, factor: float) -> StereoRig:
+        return StereoRig(round(self.width * factor), round(self.height * factor),
+                         self.fx * factor, self.fy * factor, (self.cx + 0.5) * factor - 0.5,
+                         (self.cy + 0.5) * factor - 0.5, self.baseline)
+
+
+@dataclass
+class StereoSample:
+    """One rendered pair with exact left-view ground truth."""
+
+    left: np.ndarray        # (H, W, 3) uint8 RGB
+    right: np.ndarray       # (H, W, 3) uint8 RGB
+    disparity: np.ndarray   # (H, W) float32 px, left view, > 0 everywhere
+    depth: np.ndarray       # (H, W) float32 m
+    occlusion: np.ndarray   # (H, W) bool, True = left pixel not visible in the right image
+    instances: np.ndarray   # (H, W) int32: 0 wall, 1 ground, 2.. objects
+    rig: StereoRig
+
+
+@dataclass
+class Material:
+    """A mip-mapped texture placed on a surface at ``texels_per_metre``."""
+
+    levels: list[np.ndarray]
+    texels_per_metre: float
+    offset: np.ndarray = field(default_factory=lambda: np.zeros(2, np.float32))
+    tint: np.ndarray = field(default_factory=lambda: np.ones(3, np.float32))
+
+    @classmethod
+    def from_texture(cls, texture: np.ndarray, texels_per_metre: float,
+                     rng: np.random.Generator | None = None) -> Material:
+        offset = (rng.uniform(0, 1000, 2) if rng is not None else np.zeros(2)).astype(np.float32)
+        return cls(textures.mip_pyramid(texture), float(texels_per_metre), offset)
+
+    def sample(self, uv: np.ndarray, footprint_m: np.ndarray) -> np.ndarray:
+        """Trilinear (mip-mapped) colour at surface coordinates ``uv`` (N, 2) in metres.
+
+        ``footprint_m`` is the size of a pixel on the surface (metres) and picks the level.
+        """
+        q = (uv + self.offset) * np.float32(self.texels_per_metre)
+        level = np.log2(np.maximum(footprint_m * self.texels_per_metre, 1e-6))
+        level = np.clip(level, 0, len(self.levels) - 1).astype(np.float32)
+        base = np.minimum(np.floor(level).astype(np.int64), len(self.levels) - 1)
+        frac = (level - base)[:, None]
+        out = np.empty((len(uv), 3), np.float32)
+        present = np.nonzero(np.bincount(base, minlength=len(self.levels)))[0]
+        for lvl in present:
+            sel = np.nonzero(base == lvl)[0] if len(present) > 1 else slice(None)
+            qs = q[sel]
+            lo = _bilinear(self.levels[lvl], qs / np.float32(2.0**lvl))
+            if lvl + 1 < len(self.levels):
+                hi = _bilinear(self.levels[lvl + 1], qs / np.float32(2.0 ** (lvl + 1)))
+                f = frac[sel]
+                lo = lo * (1 - f) + hi * f
+            out[sel] = lo
+        return out * self.tint
+
+
+def _bilinear(tex: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Bilinear texel lookup at continuous texel coordinates q (N, 2), mirrored repeat.
+
+    Mirrored repeat tiles any texture without a seam. Coordinates are folded into one
+    mirror period first (cv2.remap takes 16-bit coordinates), then OpenCV's REFLECT border
+    does the mirroring.
+    """
+    h, w = tex.shape[:2]
+    n = len(q)
+    cols = 1024
+    rows = max(1, -(-n // cols))
+    grid = np.zeros((rows * cols, 2), np.float32)
+    grid[:n, 0] = np.mod(q[:, 0], np.float32(2 * w)) - np.float32(0.5)
+    grid[:n, 1] = np.mod(q[:, 1], np.float32(2 * h)) - np.float32(0.5)
+    out = cv2.remap(tex, grid.reshape(rows, cols, 2), None, cv2.INTER_LINEAR,
+                    borderMode=cv2.BORDER_REFLECT)
+    return out.reshape(-1, tex.shape[2])[:n]
+
+
+@dataclass
+class SceneObject:
+    shape: Shape
+    material: Material
+    instance: int
+
+
+@dataclass
+class Scene:
+    """Objects, a light direction (unit, towards the light) and an ambient term."""
+
+    objects: list[SceneObject]
+    light: np.ndarray = field(default_factory=lambda: np.array([0.3, -0.8, -0.5]))
+    ambient: float = 0.5
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.light = np.asarray(self.light, np.float32) / np.linalg.norm(self.light)
+
+
+# --------------------------------------------------------------------------- ray casting
+
+_DIRS_CACHE: dict[StereoRig, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _pixel_dirs(rig: StereoRig) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W) float32 x and y components of the camera rays ((u-cx)/fx, (v-cy)/fy, 1).
+
+    The z component is 1, so the ray parameter of a hit is its depth Z.
+    """
+    dirs = _DIRS_CACHE.get(rig)
+    if dirs is None:
+        v, u = np.mgrid[0:rig.height, 0:rig.width].astype(np.float32)
+        dirs = ((u - np.float32(rig.cx)) / np.float32(rig.fx),
+                (v - np.float32(rig.cy)) / np.float32(rig.fy))
+        if len(_DIRS_CACHE) > 8:
+            _DIRS_CACHE.clear()
+        _DIRS_CACHE[rig] = dirs
+    return dirs
+
+
+def _screen_rect(shape: Shape, origin: np.ndarray, rig: StereoRig
+                 ) -> tuple[int, int, int, int] | None:
+    """Pixel rectangle (u0, u1, v0, v1) that can see ``shape`` from ``origin``; None if none."""
+    full = (0, rig.width, 0, rig.height)
+    if not shape.bounded:
+        return full
+    ext = shape.world_extent()
+    c = shape.center - origin
+    z0, z1 = c[2] - ext[2], c[2] + ext[2]
+    if z1 <= 1e-6:
+        return None
+    if z0 <= 1e-3:
+        return full
+    rect = []
+    for axis, f, pc, size in ((0, rig.fx, rig.cx, rig.width), (1, rig.fy, rig.cy, rig.height)):
+        ratios = [(c[axis] + s * ext[axis]) / z for s in (-1, 1) for z in (z0, z1)]
+        lo = max(0, math.floor(f * min(ratios) + pc) - 1)
+        hi = min(size, math.ceil(f * max(ratios) + pc) + 2)
+        if lo >= hi:
+            return None
+        rect.append((lo, hi))
+    return rect[0][0], rect[0][1], rect[1][0], rect[1][1]
+
+
+def _cast(objects: list[SceneObject], origin: np.ndarray, rig: StereoRig
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest hit per pixel: depth (H, W) float32 (inf = nothing) and object index (-1)."""
+    dx, dy = _pixel_dirs(rig)
+    tbuf = np.full((rig.height, rig.width), np.inf, np.float32)
+    ibuf = np.full((rig.height, rig.width), -1, np.int32)
+    for k, obj in enumerate(objects):
+        rect = _screen_rect(obj.shape, origin, rig)
+        if rect is None:
+            continue
+        u0, u1, v0, v1 = rect
+        t = raycast.intersect(obj.shape, origin, dx[v0:v1, u0:u1], dy[v0:v1, u0:u1])
+        tv = tbuf[v0:v1, u0:u1]
+        iv = ibuf[v0:v1, u0:u1]
+        closer = t < tv
+        tv[closer] = t[closer]
+        iv[closer] = k
+    return tbuf, ibuf
+
+
+def _shade(scene: Scene, origin: np.ndarray, depth: np.ndarray, index: np.ndarray,
+           rig: StereoRig) -> np.ndarray:
+    """Lambertian-shaded texture colour per pixel, (H, W, 3) float32 in [0, 1].
+
+    Everything that decides a colour (texture coordinate, mip level, normal orientation,
+    shading) depends only on the 3D point and the *left* camera, so both views agree.
+    """
+    dx, dy = _pixel_dirs(rig)
+    flat_index = index.ravel()
+    order = np.argsort(flat_index, kind="stable")  # pixels grouped by object, one pass
+    counts = np.bincount(flat_index + 1, minlength=len(scene.objects) + 1)
+    z_all = depth.ravel()[order]
+    x_all = dx.ravel()[order] * z_all + np.float32(origin[0])
+    y_all = dy.ravel()[order] * z_all + np.float32(origin[1])
+    colors = np.zeros((len(order), 3), np.float32)
+    start = int(counts[0])  # pixels without a hit stay black
+    for k, obj in enumerate(scene.objects):
+        stop = start + int(counts[k + 1])
+        if stop == start:
+            continue
+        sl = slice(start, stop)
+        start = stop
+        z = z_all[sl]
+        points = np.stack([x_all[sl], y_all[sl], z + np.float32(origin[2])], 1)
+        uv, normal = raycast.surface(obj.shape, points)
+        dist = np.sqrt(np.einsum("ij,ij->i", points, points))
+        facing = np.einsum("ij,ij->i", normal, points) / np.maximum(dist, np.float32(1e-9))
+        if obj.shape.kind in ("plane", "quad"):  # two-sided: shade the side the left camera sees
+            normal = np.where(facing[:, None] > 0, -normal, normal)
+        cos = np.abs(facing)
+        footprint = z / np.float32(rig.fx) / np.sqrt(np.maximum(cos, np.float32(0.05)))
+        color = obj.material.sample(uv, footprint)
+        lambert = np.maximum(normal @ scene.light, 0)
+        colors[sl] = color * (scene.ambient + (1 - scene.ambient) * lambert)[:, None]
+    img = np.empty_like(colors)
+    img[order] = colors
+    return img.reshape(rig.height, rig.width, 3)
+
+
+def _occlusion(scene: Scene, depth: np.ndarray, disparity: np.ndarray, rig: StereoRig
+               ) -> np.ndarray:
+    """True where the left pixel's 3D point is out of the right view or hidden from it.
+
+    Exact: a shadow ray from the right camera centre to the point is tested against every
+    primitive (culled by each primitive's rectangle in the right image).
+    """
+    dx, dy = _pixel_dirs(rig)
+    u = np.arange(rig.width, dtype=np.float32)[None, :]
+    xr = u - disparity
+    occluded = xr < 0
+    right_origin = np.array([rig.baseline, 0.0, 0.0])
+    # Rays from the right camera centre that reach the left pixel's point at t = 1.
+    sx = depth * dx - np.float32(rig.baseline)
+    sy = depth * dy
+    limit = np.float32(1 - _OCCLUSION_EPS)
+    for obj in scene.objects:
+        rect = _screen_rect(obj.shape, right_origin, rig)
+        if rect is None:
+            continue
+        u0, u1, v0, v1 = rect
+        rows = slice(v0, v1)
+        cand = ~occluded[rows] & (xr[rows] >= u0 - 1) & (xr[rows] < u1 + 1)
+        ys, xs = np.nonzero(cand)
+        if len(ys) == 0:
+            continue
+        ys = ys + v0
+        t = raycast.intersect(obj.shape, right_origin, sx[ys, xs], sy[ys, xs], depth[ys, xs])
+        hidden = t < limit
+        occluded[ys[hidden], xs[hidden]] = True
+    return occluded
+
+
+def render(scene: Scene, rig: StereoRig, photometric: bool = False,
+           rng: np.random.Generator | None = None) -> StereoSample:
+    """Ray cast ``scene`` from both cameras of ``rig``; exact disparity, depth and occlusion.
+
+    ``photometric`` adds independent camera-like gain/gamma/noise/blur to each view (drawn
+    from ``rng``, default seeded by the scene seed); the ground truth is unaffected.
+    """
+    left_origin = np.zeros(3)
+    right_origin = np.array([rig.baseline, 0.0, 0.0])
+    depth, index_l = _cast(scene.objects, left_origin, rig)
+    if not np.isfinite(depth).all():
+        bad = int((~np.isfinite(depth)).sum())
+        raise ValueError(f"scene leaves {bad} pixels empty: add a background plane that covers "
+                         "the whole view")
+    depth_r, index_r = _cast(scene.objects, right_origin, rig)
+    left = _shade(scene, left_origin, depth, index_l, rig)
+    right = _shade(scene, right_origin, depth_r, index_r, rig)
+    disparity = (np.float32(rig.fx * rig.baseline) / depth).astype(np.float32)
+    occlusion = _occlusion(scene, depth, disparity, rig)
+    ids = np.array([o.instance for o in scene.objects], np.int32)
+    instances = ids[index_l]
+    if photometric:
+        rng = rng if rng is not None else np.random.default_rng([scene.seed, 1])
+        left, right = apply_photometric(left, right, rng)
+    return StereoSample(to_uint8(left), to_uint8(right), disparity, depth, occlusion,
+                        instances, rig)
+
+
+# --------------------------------------------------------------------------- scenes
+
+def _facing_camera() -> np.ndarray:
+    """Rotation whose local z axis (a plane's normal) points back at the camera."""
+    return axis_rotation(np.array([0.0, 1.0, 0.0]), math.pi)
+
+
+def _texture_scale(rng: np.random.Generator, fx: float, depth: float) -> float:
+    """Texels per metre so one texel spans ~0.35..3 pixels at ``depth``."""
+    pixels_per_texel = math.exp(rng.uniform(math.log(0.35), math.log(3.0)))
+    return fx / (depth * pixels_per_texel)
+
+
+def _material(rng: np.random.Generator, fx: float, depth: float, size: int = 256) -> Material:
+    return Material.from_texture(textures.random_texture(rng, size), _texture_scale(rng, fx, depth),
+                                 rng)
+
+
+def fronto_parallel_plane_scene(depth_m: float, seed: int = 0) -> Scene:
+    """A single textured plane facing the camera at ``depth_m``: constant disparity fx*B/Z."""
+    if not depth_m > 0:
+        raise ValueError(f"plane depth must be positive, got {depth_m}")
+    rng = np.random.default_rng(seed)
+    wall = Shape("plane", [0, 0, depth_m], _facing_camera(), [0, 0, 0])
+    return Scene([SceneObject(wall, _material(rng, 400.0, depth_m), WALL_ID)], seed=seed,
+                 light=np.array([0.0, 0.0, -1.0]), ambient=0.6)
+
+
+def step_scene(near_m: float, far_m: float, seed: int = 0) -> Scene:
+    """A near plane over the right half of the view (x > 0) in front of a far wall.
+
+    Left of the step, a band of the far wall (near - far disparity wide) is occluded in the
+    right view.
+    """
+    if not 0 < near_m < far_m:
+        raise ValueError(f"need 0 < near ({near_m}) < far ({far_m})")
+    rng = np.random.default_rng(seed)
+    wall = Shape("plane", [0, 0, far_m], _facing_camera(), [0, 0, 0])
+    big = 20.0 * near_m
+    near = Shape("quad", [big, 0, near_m], _facing_camera(), [big, big, 0])
+    return Scene([SceneObject(wall, _material(rng, 400.0, far_m), WALL_ID),
+                  SceneObject(near, _material(rng, 400.0, near_m), FIRST_OBJECT_ID)],
+                 seed=seed, light=np.array([0.0, 0.0, -1.0]), ambient=0.6)
+
+
+def _corner_rays(rig: StereoRig, bottom_only: bool = False) -> np.ndarray:
+    us = (0.0, rig.width - 1.0)
+    vs = (rig.height - 1.0,) if bottom_only else (0.0, rig.height - 1.0)
+    return np.array([[(u - rig.cx) / rig.fx, (v - rig.cy) / rig.fy, 1.0] for u in us for v in vs])
+
+
+def _plane_depths(center: np.ndarray, rotation: np.ndarray, rays: np.ndarray) -> np.ndarray:
+    n = rotation[:, 2]
+    with np.errstate(divide="ignore"):
+        return (n @ center) / (rays @ n)
+
+
+def _random_wall(rng: np.random.Generator, rig: StereoRig, z_near: float, d_wall: float
+                 ) -> Shape:
+    zw = rig.fx * rig.baseline / d_wall
+    center = np.array([0.0, 0.0, zw])
+    rot = _facing_camera()
+    if rng.random() < 0.5:
+        tilt = (axis_rotation(np.array([0.0, 1.0, 0.0]), rng.uniform(-0.4, 0.4))
+                @ axis_rotation(np.array([1.0, 0.0, 0.0]), rng.uniform(-0.2, 0.2)))
+        depths = _plane_depths(center, tilt @ rot, _corner_rays(rig))
+        if np.all(depths > 2 * z_near) and np.all(np.isfinite(depths)):
+            rot = tilt @ rot
+    return Shape("plane", center, rot, [0, 0, 0])
+
+
+def _random_ground(rng: np.random.Generator, rig: StereoRig, z_near: float) -> Shape | None:
+    up = np.column_stack([[1.0, 0, 0], [0, 0, 1.0], [0, -1.0, 0]])  # local z = world up (-y)
+    rot = up
+    if rng.random() < 0.6:
+        rot = (axis_rotation(np.array([1.0, 0, 0]), rng.uniform(-0.12, 0.12))
+               @ axis_rotation(np.array([0, 0, 1.0]), rng.uniform(-0.1, 0.1)) @ up)
+    unit = _plane_depths(np.array([0.0, 1.0, 0.0]), rot, _corner_rays(rig, bottom_only=True))
+    if not np.all(unit > 0):
+        rot = up
+        unit = _plane_depths(np.array([0.0, 1.0, 0.0]), rot, _corner_rays(rig, bottom_only=True))
+    if not np.all(unit > 0):
+        return None
+    height = z_near * 1.02 / unit.min() * math.exp(rng.uniform(0, math.log(4)))
+    return Shape("plane", [0.0, height, 0.0], rot, [0, 0, 0])
+
+
+def _place(center_dir: np.ndarray, depth: float) -> np.ndarray:
+    return center_dir * depth
+
+
+def _random_object(rng: np.random.Generator, rig: StereoRig, z_near: float, d_lo: float,
+                   d_hi: float, thin: bool) -> Shape:
+    fb = rig.fx * rig.baseline
+    d = d_lo + (d_hi - d_lo) * rng.random() ** 1.2
+    z = fb / d
+    span = rig.width / rig.fx  # metres of view width per metre of depth
+    u = rng.uniform(-0.1, 1.1) * rig.width
+    v = rng.uniform(-0.1, 1.1) * rig.height
+    ray = np.array([(u - rig.cx) / rig.fx, (v - rig.cy) / rig.fy, 1.0])
+    if thin:
+        radius = rng.uniform(0.5, 4.0) * z / rig.fx
+        length = rng.uniform(0.15, 0.7) * rig.height / rig.fy * z
+        choice = rng.random()
+        if choice < 0.5:  # pole, near vertical
+            rot = (axis_rotation(np.array([0, 0, 1.0]), rng.normal(0, 0.15))
+                   @ axis_rotation(np.array([1.0, 0, 0]), rng.normal(0, 0.15)))
+        elif choice < 0.8:  # wire / rail, near horizontal
+            rot = (axis_rotation(np.array([0, 1.0, 0]), rng.uniform(0, math.pi))
+                   @ axis_rotation(np.array([0, 0, 1.0]), math.pi / 2 + rng.normal(0, 0.2)))
+        else:
+            rot = random_rotation(rng)
+        if rng.random() < 0.25:  # thin slat instead of a round rod
+            shape = Shape("box", [0, 0, 0], rot, [radius, length, radius * rng.uniform(1, 6)])
+        else:
+            shape = Shape("cylinder", [0, 0, 0], rot, [radius, length, radius])
+    else:
+        size = math.exp(rng.uniform(math.log(0.03), math.log(0.3))) * span * z
+        kind = rng.choice(["box", "sphere", "cylinder", "quad"], p=[0.35, 0.2, 0.15, 0.3])
+        aspect = np.exp(rng.uniform(-0.9, 0.9, 3))
+        half = size * aspect / aspect.max()
+        if kind == "sphere":
+            half = np.full(3, size * rng.uniform(0.4, 1.0))
+        elif kind == "cylinder":
+            half = np.array([half[0], half[1], half[0]])
+        elif kind == "quad":
+            half = np.array([half[0], half[1], 0.0])
+        shape = Shape(str(kind), [0, 0, 0], random_rotation(rng), half)
+    ext_z = shape.world_extent()[2]
+    z = max(z, z_near * 1.01 + ext_z)
+    shape.center = _place(ray, z)
+    return shape
+
+
+def random_scene(rng: np.random.Generator, rig: StereoRig, max_disparity: float = 128.0,
+                 seed: int = 0) -> Scene:
+    """A random cluttered scene whose disparities in ``rig`` lie in (0, max_disparity]."""
+    if not max_disparity > 0:
+        raise ValueError(f"max_disparity must be positive, got {max_disparity}")
+    fb = rig.fx * rig.baseline
+    z_near = fb / max_disparity * 1.001
+    d_wall = max_disparity * math.exp(rng.uniform(math.log(0.01), math.log(0.25)))
+    wall = _random_wall(rng, rig, z_near, d_wall)
+    objects = [SceneObject(wall, _material(rng, rig.fx, fb / d_wall), WALL_ID)]
+    if rng.random() < 0.8:
+        ground = _random_ground(rng, rig, z_near)
+        if ground is not None:
+            mid = float(ground.center[1]) * rig.fy / max(rig.height - rig.cy, 1.0) * 2
+            objects.append(SceneObject(ground, _material(rng, rig.fx, mid), GROUND_ID))
+    count = int(rng.integers(2, 16))
+    thin_count = int(rng.integers(0, 5))
+    d_hi = max_disparity * rng.uniform(0.6, 0.97)
+    instance = FIRST_OBJECT_ID
+    for i in range(count + thin_count):
+        thin = i >= count
+        shape = _random_object(rng, rig, z_near, d_wall * 1.05, d_hi, thin)
+        depth = float(shape.center[2])
+        size = 96 if thin else 256
+        objects.append(SceneObject(shape, _material(rng, rig.fx, depth, size), instance))
+        instance += 1
+    light = np.array([rng.uniform(-1, 1), rng.uniform(-1.5, -0.2), rng.uniform(-1.0, 0.3)])
+    return Scene(objects, light=light, ambient=float(rng.uniform(0.25, 0.7)), seed=seed)
+
+
+def render_random(seed: int, rig: StereoRig | None = None, max_disparity: float = 128.0,
+                  photometric: bool = True) -> StereoSample:
+    """The scene and pair for ``seed``: the same seed always gives the same sample."""
+    rig = rig or StereoRig()
+    rng = np.random.default_rng([int(seed), 0])
+    scene = random_scene(rng, rig, max_disparity, seed=int(seed))
+    return render(scene, rig, photometric=photometric, rng=np.random.default_rng([int(seed), 1]))
+
+
+# --------------------------------------------------------------------------- sequences
+
+@dataclass
+class _Motion:
+    amplitude: np.ndarray  # (3,) metres
+    omega: float           # rad/frame of the drift
+    phase: np.ndarray      # (3,)
+    spin_axis: np.ndarray
+    spin: float            # rad/frame
+
+
+class SceneSequence:
+    """A smoothly moving random scene: objects drift and spin, the camera sways forward.
+
+    ``frame(i)`` is deterministic in (seed, i) and cheap: textures and the scene are built
+    once; each frame only re-poses the shapes and re-renders.
+    """
+
+    def __init__(self, seed: int, rig: StereoRig | None = None, max_disparity: float = 128.0,
+                 photometric: bool = True) -> None:
+        self.seed = int(seed)
+        self.rig = rig or StereoRig()
+        self.max_disparity = float(max_disparity)
+        self.photometric = photometric
+        rng = np.random.default_rng([self.seed, 2])
+        self.scene = random_scene(rng, self.rig, self.max_disparity, seed=self.seed)
+        fb = self.rig.fx * self.rig.baseline
+        z_near = fb / self.max_disparity * 1.001
+        self._camera_period = rng.uniform(150, 400)
+        self._camera_amp = rng.uniform(0.0, 0.15)  # fraction of the slack each object allows
+        self._motions: list[_Motion | None] = []
+        for obj in self.scene.objects:
+            shape = obj.shape
+            if not shape.bounded:
+                self._motions.append(None)
+                continue
+            z = float(shape.center[2])
+            radius = float(np.linalg.norm(shape.half))
+            spin_ok = z - radius > z_near * 1.01
+            slack = (z - (radius if spin_ok else shape.world_extent()[2])) - z_near * 1.01
+            slack = max(slack, 0.0)
+            lateral = rng.uniform(0.0, 0.15) * z
+            amp = np.array([lateral, lateral * rng.uniform(0.2, 1.0),
+                            min(rng.uniform(0.0, 0.3) * z, 0.8 * slack)])
+            self._motions.append(_Motion(
+                amplitude=amp, omega=2 * math.pi / rng.uniform(80, 400),
+                phase=rng.uniform(0, 2 * math.pi, 3),
+                spin_axis=rng.normal(size=3), spin=rng.uniform(-0.03, 0.03) if spin_ok else 0.0,
+            ))
+        self._base = [(o.shape.center.copy(), o.shape.rotation.copy()) for o in self.scene.objects]
+
+    def scene_at(self, index: int) -> Scene:
+        t = float(index)
+        camera = 0.5 * (1 - math.cos(2 * math.pi * t / self._camera_period))  # 0..1, smooth
+        objects = []
+        for obj, motion, (c0, r0) in zip(self.scene.objects, self._motions, self._base, strict=True):
+            if motion is None:
+                if obj.instance == GROUND_ID:  # the ground slides under the moving camera
+                    shift = camera * self._camera_amp * float(c0[1]) * 20
+                    shape = obj.shape.moved(c0 - np.array([0, 0, shift]), r0)
+                else:
+                    shape = obj.shape
+            else:
+                offset = motion.amplitude * np.sin(motion.omega * t + motion.phase)
+                offset[2] -= camera * self._camera_amp * motion.amplitude[2]
+                offset[2] = max(offset[2], -motion.amplitude[2])
+                rot = axis_rotation(motion.spin_axis, motion.spin * t) @ r0 if motion.spin else r0
+                shape = obj.shape.moved(c0 + offset, rot)
+            objects.append(SceneObject(shape, obj.material, obj.instance))
+        return Scene(objects, light=self.scene.light, ambient=self.scene.ambient, seed=self.seed)
+
+    def frame(self, index: int) -> StereoSample:
+        rng = np.random.default_rng([self.seed, 3, int(index)])
+        return render(self.scene_at(index), self.rig, photometric=self.photometric, rng=rng)

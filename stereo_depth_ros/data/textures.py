@@ -1,0 +1,250 @@
+"""Procedural surface textures for the synthetic stereo generator.
+
+Every function takes a numpy Generator and returns a float32 (size, size, 3) RGB image in
+[0, 1]. The mix aims at what real scenes show a stereo matcher: fractal noise at many
+scales, man-made patterns (stripes, checkers, grids, bricks, lettering-like marks),
+"dead leaves" occlusion clutter (the closest simple model of natural-image statistics),
+smooth gradients and near-textureless paint. No photographs are used: no package
+installed here ships any usable ones, and the only real stereo pair in ../shared/data is
+for validation only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+
+Texture = np.ndarray
+
+
+def _rand_color(rng: np.random.Generator, saturation: float | None = None) -> np.ndarray:
+    """A random RGB colour with natural-ish saturation (many real surfaces are greyish)."""
+    sat = rng.uniform(0.0, 0.8) ** 1.5 if saturation is None else saturation
+    value = rng.uniform(0.08, 0.95)
+    hue = rng.uniform(0, 6)
+    k = (np.array([5.0, 3.0, 1.0]) + hue) % 6
+    rgb = value * (1 - sat * np.clip(np.minimum(np.minimum(k, 4 - k), 1), 0, 1))
+    return rgb.astype(np.float32)
+
+
+def _resize(img: np.ndarray, size: int) -> np.ndarray:
+    return cv2.resize(img, (size, size), interpolation=cv2.INTER_CUBIC)
+
+
+def value_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray:
+    """Smooth random field with about ``cells`` features across, (size, size) float32, ~[0, 1]."""
+    cells = int(max(2, min(cells, size)))
+    grid = rng.random((cells + 3, cells + 3), dtype=np.float32)
+    # Upsample a slightly larger grid and crop, so the borders look like the interior.
+    scale = size / cells
+    big = cv2.resize(grid, (round((cells + 3) * scale),) * 2, interpolation=cv2.INTER_CUBIC)
+    off = round(1.5 * scale)
+    return big[off:off + size, off:off + size]
+
+
+def fractal_noise(
+    rng: np.random.Generator, size: int, base_cells: int = 4, octaves: int = 5,
+    persistence: float = 0.55,
+) -> np.ndarray:
+    """Multi-octave value noise normalised to [0, 1]."""
+    out = np.zeros((size, size), np.float32)
+    amp, total = 1.0, 0.0
+    cells = base_cells
+    for _ in range(octaves):
+        if cells > size:
+            break
+        out += amp * value_noise(rng, size, cells)
+        total += amp
+        amp *= persistence
+        cells *= 2
+    out /= total
+    lo, hi = np.percentile(out, (1, 99))
+    return np.clip((out - lo) / max(hi - lo, 1e-6), 0, 1)
+
+
+def _palette(rng: np.random.Generator, field: np.ndarray, n: int | None = None) -> np.ndarray:
+    """Map a scalar field in [0, 1] through a random colour ramp."""
+    n = n or int(rng.integers(2, 5))
+    stops = np.sort(rng.random(n).astype(np.float32))
+    stops[0], stops[-1] = 0.0, 1.0
+    colors = np.stack([_rand_color(rng) for _ in range(n)])
+    out = np.empty(field.shape + (3,), np.float32)
+    for c in range(3):
+        out[..., c] = np.interp(field, stops, colors[:, c])
+    return out
+
+
+def _rotated_coords(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
+    angle = rng.uniform(0, np.pi)
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32)
+    return x * np.cos(angle) + y * np.sin(angle), -x * np.sin(angle) + y * np.cos(angle)
+
+
+def noise_texture(rng: np.random.Generator, size: int) -> Texture:
+    """Coloured fractal noise: stone, foliage, plaster, asphalt."""
+    field = fractal_noise(rng, size, int(rng.integers(2, 16)), int(rng.integers(3, 7)),
+                          rng.uniform(0.35, 0.75))
+    img = _palette(rng, field)
+    if rng.random() < 0.5:  # independent fine colour grain
+        grain = np.stack([fractal_noise(rng, size, size // 8, 3) for _ in range(3)], -1)
+        img = img * (1 - 0.25) + 0.25 * grain * img.mean()
+    return img
+
+
+def stripes_texture(rng: np.random.Generator, size: int) -> Texture:
+    """Stripes at a random period, orientation and edge sharpness (fabric, blinds, boards)."""
+    u, _ = _rotated_coords(rng, size)
+    period = rng.uniform(4, size / 3)
+    sharp = rng.uniform(0.5, 8)
+    wave = np.sin(2 * np.pi * u / period + rng.uniform(0, 6.3))
+    field = 0.5 + 0.5 * np.tanh(sharp * wave) / np.tanh(sharp)
+    img = _palette(rng, field, 2)
+    return _dirty(rng, img)
+
+
+def checker_texture(rng: np.random.Generator, size: int) -> Texture:
+    """Checkerboards and grids (tiles, windows, fences, calibration targets)."""
+    u, v = _rotated_coords(rng, size)
+    pu, pv = rng.uniform(6, size / 3), rng.uniform(6, size / 3)
+    if rng.random() < 0.5:
+        field = ((np.floor(u / pu) + np.floor(v / pv)) % 2).astype(np.float32)
+    else:
+        width = rng.uniform(0.05, 0.3)
+        lines = ((u / pu) % 1 < width) | ((v / pv) % 1 < width)
+        field = lines.astype(np.float32)
+    field = cv2.GaussianBlur(field, (0, 0), rng.uniform(0.3, 1.5))
+    return _dirty(rng, _palette(rng, field, 2))
+
+
+def brick_texture(rng: np.random.Generator, size: int) -> Texture:
+    """Running-bond bricks with per-brick colour variation and mortar."""
+    bh = rng.uniform(6, size / 6)
+    bw = bh * rng.uniform(1.5, 4)
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32)
+    row = np.floor(y / bh)
+    xs = x + (row % 2) * bw / 2
+    col = np.floor(xs / bw)
+    mortar_w = rng.uniform(0.04, 0.15)
+    mortar = ((y / bh) % 1 < mortar_w) | ((xs / bw) % 1 < mortar_w * bh / bw)
+    base = _rand_color(rng, rng.uniform(0.2, 0.7))
+    ids = (row * 131 + col * 17).astype(np.int64) % 997
+    jitter = rng.uniform(-0.15, 0.15, (997, 3)).astype(np.float32)
+    img = np.clip(base + jitter[ids], 0, 1)
+    img[mortar] = _rand_color(rng, 0.05)
+    return _dirty(rng, img)
+
+
+def dead_leaves_texture(rng: np.random.Generator, size: int) -> Texture:
+    """Overlapping random discs, ellipses and polygons with power-law sizes (natural clutter)."""
+    img = np.empty((size, size, 3), np.float32)
+    img[:] = _rand_color(rng)
+    count = int(rng.integers(40, 250))
+    rmin, rmax = 1.5, size / rng.uniform(2, 6)
+    for _ in range(count):
+        # Power-law radius: p(r) ~ r^-3 between rmin and rmax.
+        r = 1.0 / np.sqrt(rng.uniform(1 / rmax**2, 1 / rmin**2))
+        cx, cy = rng.uniform(-r, size + r, 2)
+        color = tuple(float(c) for c in _rand_color(rng))
+        shape = rng.random()
+        if shape < 0.45:
+            cv2.circle(img, (int(cx), int(cy)), max(1, int(r)), color, -1, cv2.LINE_AA)
+        elif shape < 0.7:
+            axes = (max(1, int(r)), max(1, int(r * rng.uniform(0.2, 1))))
+            cv2.ellipse(img, (int(cx), int(cy)), axes, rng.uniform(0, 180), 0, 360, color, -1,
+                        cv2.LINE_AA)
+        else:
+            n = int(rng.integers(3, 7))
+            ang = np.sort(rng.uniform(0, 2 * np.pi, n))
+            rad = r * rng.uniform(0.5, 1.2, n)
+            pts = np.stack([cx + rad * np.cos(ang), cy + rad * np.sin(ang)], -1)
+            cv2.fillPoly(img, [pts.astype(np.int32)], color, cv2.LINE_AA)
+    return img
+
+
+def marble_texture(rng: np.random.Generator, size: int) -> Texture:
+    """Turbulent sinusoid bands: wood grain, marble, sediment."""
+    u, _ = _rotated_coords(rng, size)
+    turb = fractal_noise(rng, size, int(rng.integers(2, 8)), 5)
+    period = rng.uniform(8, size / 2)
+    field = 0.5 + 0.5 * np.sin(2 * np.pi * u / period + rng.uniform(2, 12) * turb)
+    field = field ** rng.uniform(0.5, 2.0)
+    return _palette(rng, field.astype(np.float32))
+
+
+def marks_texture(rng: np.random.Generator, size: int) -> Texture:
+    """Paper/poster-like surface: strokes, lines and glyph-like marks on a flat ground."""
+    img = np.empty((size, size, 3), np.uint8)
+    img[:] = (_rand_color(rng) * 255).astype(np.uint8)
+    fonts = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_COMPLEX,
+             cv2.FONT_HERSHEY_PLAIN)
+    letters = "ABCDEFGHKMNPRSTUVWXYZ0123456789"
+    for _ in range(int(rng.integers(10, 60))):
+        color = tuple(int(c * 255) for c in _rand_color(rng))
+        if rng.random() < 0.5:
+            text = "".join(rng.choice(list(letters), int(rng.integers(1, 8))))
+            org = (int(rng.integers(-20, size)), int(rng.integers(0, size + 20)))
+            cv2.putText(img, text, org, fonts[int(rng.integers(len(fonts)))],
+                        rng.uniform(0.3, 2.5), color, int(rng.integers(1, 4)), cv2.LINE_AA)
+        else:
+            p1 = tuple(int(v) for v in rng.integers(0, size, 2))
+            p2 = tuple(int(v) for v in rng.integers(0, size, 2))
+            cv2.line(img, p1, p2, color, int(rng.integers(1, 6)), cv2.LINE_AA)
+    return img.astype(np.float32) / 255.0
+
+
+def smooth_texture(rng: np.random.Generator, size: int) -> Texture:
+    """Low-texture paint: a gradient or very faint noise (walls, sky-like, plastic)."""
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    a, b = _rand_color(rng), _rand_color(rng)
+    angle = rng.uniform(0, 2 * np.pi)
+    t = np.clip(0.5 + (x - 0.5) * np.cos(angle) + (y - 0.5) * np.sin(angle), 0, 1)
+    img = a + (b - a) * t[..., None] * rng.uniform(0, 0.6)
+    faint = fractal_noise(rng, size, int(rng.integers(4, 32)), 4)
+    return np.clip(img + (faint[..., None] - 0.5) * rng.uniform(0.0, 0.08), 0, 1)
+
+
+def _dirty(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
+    """Multiply a pattern by faint fractal dirt so it is not perfectly regular."""
+    if rng.random() < 0.7:
+        dirt = fractal_noise(rng, img.shape[0], int(rng.integers(4, 24)), 4)
+        strength = rng.uniform(0.05, 0.4)
+        img = img * (1 - strength + strength * dirt[..., None])
+    return img
+
+
+KINDS: dict[str, tuple[Callable[[np.random.Generator, int], Texture], float]] = {
+    "noise": (noise_texture, 0.24),
+    "dead_leaves": (dead_leaves_texture, 0.2),
+    "marble": (marble_texture, 0.1),
+    "stripes": (stripes_texture, 0.1),
+    "checker": (checker_texture, 0.08),
+    "brick": (brick_texture, 0.06),
+    "marks": (marks_texture, 0.08),
+    "smooth": (smooth_texture, 0.06),
+}
+
+
+def random_texture(rng: np.random.Generator, size: int = 256, kind: str | None = None) -> Texture:
+    """A random texture (float32 (size, size, 3) in [0, 1]); ``kind`` picks one of KINDS."""
+    if kind is None:
+        names = list(KINDS)
+        weights = np.array([KINDS[n][1] for n in names])
+        kind = names[int(rng.choice(len(names), p=weights / weights.sum()))]
+    if kind not in KINDS:
+        raise ValueError(f"unknown texture kind {kind!r}; known: {', '.join(KINDS)}")
+    img = KINDS[kind][0](rng, size)
+    if kind != "smooth" and rng.random() < 0.3:  # sometimes overlay a second pattern
+        other = noise_texture(rng, size)
+        alpha = rng.uniform(0.1, 0.4)
+        img = img * (1 - alpha) + other * alpha
+    return np.ascontiguousarray(np.clip(img, 0, 1), dtype=np.float32)
+
+
+def mip_pyramid(texture: Texture, min_size: int = 4) -> list[np.ndarray]:
+    """Box-filtered mip levels, finest first, for alias-free sampling at any distance."""
+    levels = [np.ascontiguousarray(texture, dtype=np.float32)]
+    while min(levels[-1].shape[:2]) >= 2 * min_size:
+        levels.append(cv2.pyrDown(levels[-1]))
+    return levels
