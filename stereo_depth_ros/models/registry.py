@@ -33,11 +33,18 @@ def _stereoconvnet(**config: Any) -> nn.Module:
     return StereoConvNet(**config)
 
 
+def _unet(**config: Any) -> nn.Module:
+    from stereo_depth_ros.models.unet import build_unet
+
+    return build_unet(config)
+
+
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "fast": _fast,
     "dispnet": _dispnet,
     "dispnetc": _dispnetc,
     "stereoconvnet": _stereoconvnet,
+    "unet": _unet,
 }
 
 _CLASSES = {
@@ -45,6 +52,7 @@ _CLASSES = {
     "dispnet": ("stereo_depth_ros.models.dispnet", "DispNet"),
     "dispnetc": ("stereo_depth_ros.models.dispnet", "DispNet"),
     "stereoconvnet": ("stereo_depth_ros.models.stereoconvnet", "StereoConvNet"),
+    "unet": ("stereo_depth_ros.models.unet", "UNetConfig"),  # nearest-object U-Net (its config's fields)
 }
 
 
