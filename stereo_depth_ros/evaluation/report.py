@@ -48,8 +48,9 @@ DEPTH_COLUMNS = [
     Column("abs_rel", "AbsRel"), Column("rmse", "RMSE m"), Column("delta1", "δ<1.25 %", 100, "{:.2f}"),
 ]
 
-# keys of a frame row that are not metrics to be pixel-weighted
+# keys of a frame row that are not metrics; metrics pooled over pixels by their valid_pixels
 _NON_METRIC = {"item", "time_ms", "stamp_ns"}
+_POOLED = {"epe", "d1_all", "bad1", "bad2", "bad3", "density", "valid_pixels", "abs_rel", "rmse", "delta1"}
 
 
 @dataclass
@@ -86,7 +87,8 @@ def summarize(frames: Sequence[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     grouped: set[str] = set()
     for prefix in prefixes:
-        group = [k for k in keys if k.startswith(prefix) and k not in grouped]
+        group = [k for k in keys if k.startswith(prefix) and k not in grouped
+                 and k[len(prefix):] in _POOLED]
         grouped.update(group)
         rows = [{k[len(prefix):]: f[k] for k in group if k in f} for f in frames
                 if (prefix + "valid_pixels") in f]
