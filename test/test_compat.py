@@ -237,3 +237,18 @@ def test_subscriber_and_sync_over_dds():
         node.destroy_node()
     finally:
         rclpy.shutdown(context=context)
+
+
+def test_sync_monitor_counts_what_never_pairs():
+    from stereo_depth_ros.ros.sync_monitor import SyncMonitor
+
+    mon = SyncMonitor(["l", "r"], window=3)
+    mon.seen(0, 10)
+    mon.seen(1, 11)        # never pairs with l@10
+    mon.seen(0, 20)
+    mon.seen(1, 20)
+    mon.matched([20, 20])  # l@10 and r@11 are now hopeless
+    assert mon.per_input() == {"l": (2, 1), "r": (2, 1)} and mon.unsynchronized == 2
+    for s in (30, 40, 50, 60):
+        mon.seen(0, s)     # the right camera stopped: the window of 3 overflows once
+    assert mon.per_input()["l"] == (6, 2) and mon.sets == 1

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from builtin_interfaces.msg import Time as TimeMsg
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 from std_msgs.msg import Header
 from stereo_msgs.msg import DisparityImage
@@ -86,10 +87,10 @@ def image_to_rgb(msg: Image, side: str = "image") -> np.ndarray:
 
 def stereo_pair_to_rgb(left: Image, right: Image) -> tuple[np.ndarray, np.ndarray]:
     """Both images as RGB uint8, checked to be the same size; mono16 pairs share one scale."""
-    if (left.width, left.height) != (right.width, right.height):
+    lt, rt = _to_array(left, "left"), _to_array(right, "right")
+    if lt.shape[:2] != rt.shape[:2]:
         raise SizeMismatch(f"left image is {left.width}x{left.height} but right is "
                            f"{right.width}x{right.height}: a rectified pair must match")
-    lt, rt = _to_array(left, "left"), _to_array(right, "right")
     scale = None
     if left.encoding == "mono16" or right.encoding == "mono16":
         scale = _mono16_scale(*(i for i, m in ((lt, left), (rt, right)) if m.encoding == "mono16"))
@@ -116,7 +117,12 @@ def geometry_from_camera_info(left: CameraInfo, right: CameraInfo, width: int, h
 
 def with_frame(header: Header, fallback_frame: str) -> Header:
     """A copy of ``header`` whose frame_id is never empty."""
-    return Header(stamp=header.stamp, frame_id=header.frame_id or fallback_frame)
+    return Header(stamp=_copy_stamp(header.stamp), frame_id=header.frame_id or fallback_frame)
+
+
+def _copy_stamp(stamp: Any) -> TimeMsg:
+    # rclpy messages keep a reference to an assigned sub-message: copy to stay independent
+    return TimeMsg(sec=int(stamp.sec), nanosec=int(stamp.nanosec))
 
 
 def _float_image(values: np.ndarray, header: Header) -> Image:
@@ -195,7 +201,8 @@ def camera_info_from_geometry(geometry: StereoGeometry, header: Any, right: bool
     g = geometry
     cx = g.cx_right if right else g.cx
     info = CameraInfo()
-    info.header = Header(stamp=header.stamp, frame_id=frame_id if frame_id is not None else header.frame_id)
+    frame = frame_id if frame_id is not None else header.frame_id
+    info.header = Header(stamp=_copy_stamp(header.stamp), frame_id=frame)
     info.width, info.height = g.width, g.height
     info.distortion_model = "plumb_bob"
     info.d = [0.0] * 5

@@ -1,0 +1,435 @@
+"""The stereo depth node: rectified pair in, disparity / depth / points2 out (stereo_image_proc
+topics and semantics), with a learned model or OpenCV SGBM behind one interface.
+
+Inputs (relative names, so namespaces and remaps work): left/image_rect, left/camera_info,
+right/image_rect, right/camera_info, through one exact or approximate time synchronizer.
+Outputs: disparity (stereo_msgs/DisparityImage), depth (32FC1 m, NaN unknown), points2
+(PointCloud2 xyz+rgb, organized, NaN invalid), optional confidence (32FC1 in [0, 1]) and
+/diagnostics. Work happens in one worker thread: the newest synchronized set wins, a set
+replaced before the worker took it is counted as dropped_busy. Every skipped input is
+counted by cause and logged (throttled); a bad frame never stops the node.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import rclpy
+import rclpy.executors
+import torch
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import (
+    FloatingPointRange,
+    IntegerRange,
+    ParameterDescriptor,
+    SetParametersResult,
+)
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from stereo_msgs.msg import DisparityImage
+
+from stereo_depth_ros.backends import BackendError, default_backend_name, make_backend
+from stereo_depth_ros.backends.sgbm import SgbmBackend, SgbmParams
+from stereo_depth_ros.geometry import CameraModelError, disparity_to_depth, reproject
+from stereo_depth_ros.pointcloud import build_cloud
+from stereo_depth_ros.ros import conversions as conv
+from stereo_depth_ros.ros.compat import SOURCES, message_filters
+from stereo_depth_ros.ros.sync_monitor import SyncMonitor
+
+INPUTS = ("left/image_rect", "left/camera_info", "right/image_rect", "right/camera_info")
+COUNTERS = ("processed", "unsynchronized", "dropped_busy", "bad_encoding", "bad_image",
+            "size_mismatch", "empty_image", "bad_camera_info", "backend_error")
+STAGES = ("sync", "conversion", "model", "cloud", "publish", "total")
+
+# name -> (default, description, range) for stereo_image_proc's matcher parameters
+_SGBM_INT = {
+    "stereo_algorithm": ("Block Matching (0) or Semi-Global Block Matching (1); sgbm backend only",
+                         (0, 1, 1)),
+    "prefilter_size": ("Normalization window size in pixels, odd (BM only)", (5, 255, 2)),
+    "prefilter_cap": ("Bound on normalized pixel values", (1, 63, 1)),
+    "correlation_window_size": ("SAD correlation window width in pixels, odd", (5, 255, 2)),
+    "min_disparity": ("Disparity to begin the search at, pixels", (-2048, 2048, 1)),
+    "disparity_range": ("Number of disparities to search, pixels (multiple of 16)", (32, 4096, 16)),
+    "texture_threshold": ("Filter out if the window response does not exceed this (BM only)",
+                          (0, 10000, 1)),
+    "speckle_size": ("Reject regions smaller than this many pixels", (0, 1000, 1)),
+    "speckle_range": ("Largest disparity difference within a connected region", (0, 31, 1)),
+    "disp12_max_diff": ("Largest left-right check difference, pixels (SGBM only)", (0, 128, 1)),
+}
+_SGBM_FLOAT = {
+    "uniqueness_ratio": ("Filter out if the best match does not beat the next by this percent",
+                         (0.0, 100.0)),
+    "P1": ("First smoothness penalty (SGBM only)", (0.0, 4000.0)),
+    "P2": ("Second smoothness penalty, > P1 (SGBM only)", (0.0, 4000.0)),
+}
+SGBM_PARAMS = tuple(_SGBM_INT) + tuple(_SGBM_FLOAT) + ("full_dp",)
+
+
+def _stamp_ns(msg: Any) -> int:
+    return int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
+
+
+class DepthNode(Node):
+    """See the module docstring. ``**kwargs`` go to rclpy's Node (namespace, context,
+    cli_args, parameter_overrides, ...), so launchers and in-process runners can build it."""
+
+    def __init__(self, node_name: str = "depth_node", **kwargs: Any) -> None:
+        super().__init__(node_name, **kwargs)
+        self._declare_parameters()
+        p = self._param
+        self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
+        self.last_timings: dict[str, float] = {}
+        self.last_error: str = ""
+        self.backend_note = ""
+        self._lock = threading.Lock()
+        self._log_times: dict[str, float] = {}
+        self._started = time.monotonic()
+        self._fps_window: list[float] = []
+
+        self._backend_lock = threading.Lock()
+        self.backend = self._build_backend()
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+        out_qos = QoSProfile(depth=max(int(p("output_depth")), 1))
+        out_qos.reliability = (ReliabilityPolicy.BEST_EFFORT if p("output_reliability") == "best_effort"
+                               else ReliabilityPolicy.RELIABLE)
+        self.pub_disparity = self.create_publisher(DisparityImage, "disparity", out_qos)
+        self.pub_depth = self.create_publisher(Image, "depth", out_qos)
+        self.pub_points = self.create_publisher(PointCloud2, "points2", out_qos)
+        self.pub_confidence = (self.create_publisher(Image, "confidence", out_qos)
+                               if p("publish_confidence") else None)
+        self.pub_diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+
+        in_qos = (qos_profile_sensor_data if p("input_reliability") == "best_effort"
+                  else QoSProfile(depth=max(int(p("queue_size")), 1)))
+        queue_size = int(p("queue_size"))
+        self.monitor = SyncMonitor(INPUTS, queue_size)
+        types = (Image, CameraInfo, Image, CameraInfo)
+        self._subs = [message_filters.Subscriber(self, t, name, qos_profile=in_qos)
+                      for t, name in zip(types, INPUTS, strict=True)]
+        for i, sub in enumerate(self._subs):  # before the synchronizer: seen precedes matched
+            sub.registerCallback(self._make_seen(i))
+        if p("approximate_sync"):
+            self._sync = message_filters.ApproximateTimeSynchronizer(self._subs, queue_size, float(p("slop")))
+        else:
+            self._sync = message_filters.TimeSynchronizer(self._subs, queue_size)
+        self._sync.registerCallback(self._on_set)
+
+        self._pending: tuple[Any, ...] | None = None
+        self._wake = threading.Condition()
+        self._stop = False
+        self._busy = False
+        self._worker = threading.Thread(target=self._work, name=f"{node_name}_worker", daemon=True)
+        self._worker.start()
+        self._diag_timer = self.create_timer(float(p("diagnostics_period")), self._publish_diagnostics)
+        self.get_logger().info(
+            f"backend {self.backend.name} on {self.backend.device}{self.backend_note}; "
+            f"{'approximate' if p('approximate_sync') else 'exact'} sync (queue {queue_size}); "
+            f"message_filters/cv_bridge/point_cloud2: {SOURCES['message_filters']}/"
+            f"{SOURCES['cv_bridge']}/{SOURCES['sensor_msgs_py']}")
+
+    # ---- parameters ----
+    def _declare_parameters(self) -> None:
+        def declare(name: str, default: Any, description: str, rng: tuple | None = None,
+                    read_only: bool = False) -> None:
+            d = ParameterDescriptor(description=description, read_only=read_only)
+            if rng is not None and isinstance(default, bool):
+                pass
+            elif rng is not None and isinstance(default, int):
+                d.integer_range = [IntegerRange(from_value=rng[0], to_value=rng[1], step=rng[2])]
+            elif rng is not None and isinstance(default, float):
+                d.floating_point_range = [FloatingPointRange(from_value=rng[0], to_value=rng[1])]
+            self.declare_parameter(name, default, d)
+
+        declare("backend", "default", "Disparity backend: 'default' (the best that works here: "
+                f"currently {default_backend_name()}), 'learned' or 'sgbm'", read_only=True)
+        declare("model", "", "Checkpoint of the learned backend: path or shipped name; '' = the "
+                "shipped default", read_only=True)
+        declare("device", "auto", "Device of the learned backend: auto, cuda or cpu", read_only=True)
+        declare("approximate_sync", False, "Pair inputs by approximate time (stamps within slop)",
+                read_only=True)
+        declare("queue_size", 5, "Synchronizer queue size per input", (1, 1000, 1), read_only=True)
+        declare("slop", 0.05, "Approximate sync: largest stamp difference in a set, seconds",
+                (0.0, 10.0), read_only=True)
+        declare("baseline", 0.0, "Stereo baseline in metres; > 0 overrides camera_info (for "
+                "drivers that put 0 in the right P[3], e.g. AirSim)", (0.0, 100.0))
+        declare("organized", True, "points2 as an H x W organized cloud (else only valid points)")
+        declare("use_color", True, "Add the left image's rgb to points2")
+        declare("frame_id", "stereo_left_optical_frame",
+                "Frame used when the left camera_info header has an empty frame_id")
+        declare("publish_confidence", False, "Publish the model's confidence (32FC1, 0..1) on "
+                "'confidence' when the backend has one", read_only=True)
+        declare("lazy_outputs", True, "Skip building outputs that have no subscribers")
+        declare("input_reliability", "best_effort", "Input QoS: best_effort (sensor data QoS, "
+                "connects to both kinds of publishers) or reliable", read_only=True)
+        declare("output_reliability", "reliable", "Output QoS reliability: reliable or best_effort",
+                read_only=True)
+        declare("output_depth", 1, "Output QoS history depth", (1, 100, 1), read_only=True)
+        declare("diagnostics_period", 1.0, "Seconds between /diagnostics messages", (0.05, 60.0),
+                read_only=True)
+        defaults = SgbmParams()
+        for name, (description, rng) in _SGBM_INT.items():
+            declare(name, int(getattr(defaults, name)), description, rng)
+        for name, (description, rng) in _SGBM_FLOAT.items():
+            declare(name, float(getattr(defaults, name)), description, rng)
+        declare("full_dp", False, "Run the full two-pass SGBM (MODE_HH; SGBM only)")
+
+    def _param(self, name: str) -> Any:
+        return self.get_parameter(name).value
+
+    def _sgbm_options(self, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+        options = {name: self._param(name) for name in SGBM_PARAMS}
+        options.update(overrides or {})
+        return options
+
+    def _build_backend(self) -> Any:
+        requested = str(self._param("backend"))
+        name = default_backend_name() if requested == "default" else requested
+        try:
+            return self._make(name)
+        except BackendError as exc:
+            if requested == "default" and name != "sgbm":
+                self.get_logger().error(f"the default backend '{name}' cannot start: {exc}; "
+                                        "falling back to sgbm")
+                self.backend_note = f" (fallback: {name} failed: {exc})"
+                return self._make("sgbm")
+            raise
+
+    def _make(self, name: str) -> Any:
+        if name == "sgbm":
+            return make_backend("sgbm", **self._sgbm_options())
+        model = str(self._param("model")) or "default"
+        return make_backend(name, model=model, device=str(self._param("device")))
+
+    def _on_set_parameters(self, params: list[Any]) -> SetParametersResult:
+        changed = {p.name: p.value for p in params if p.name in SGBM_PARAMS}
+        if not changed:
+            return SetParametersResult(successful=True)
+        try:
+            new_params = SgbmParams(**self._sgbm_options(changed))
+            new_params.validate()
+        except (BackendError, TypeError) as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        if isinstance(self.backend, SgbmBackend):
+            with self._backend_lock:
+                self.backend = SgbmBackend(**self._sgbm_options(changed))
+        return SetParametersResult(successful=True)
+
+    # ---- input ----
+    def _make_seen(self, index: int) -> Callable[[Any], None]:
+        def seen(msg: Any) -> None:
+            self.monitor.seen(index, _stamp_ns(msg))
+        return seen
+
+    def _on_set(self, left: Image, left_info: CameraInfo, right: Image, right_info: CameraInfo) -> None:
+        self.monitor.matched([_stamp_ns(m) for m in (left, left_info, right, right_info)])
+        with self._wake:
+            if self._pending is not None:
+                self._count("dropped_busy", "processing is slower than the input: the newest "
+                            "pair replaced one still waiting", level="warn")
+            self._pending = (left, left_info, right, right_info, time.perf_counter())
+            self._wake.notify()
+
+    def _work(self) -> None:
+        while True:
+            with self._wake:
+                while self._pending is None and not self._stop:
+                    self._wake.wait(0.5)
+                if self._stop:
+                    return
+                item, self._pending = self._pending, None
+                self._busy = True
+            try:
+                left, left_info, right, right_info, t_arrived = item
+                self.process_pair(left, left_info, right, right_info,
+                                  sync_s=time.perf_counter() - t_arrived)
+            except Exception as exc:  # never let the worker die
+                self._count("backend_error", f"unexpected error: {exc!r}")
+            finally:
+                with self._wake:
+                    self._busy = False
+
+    # ---- processing ----
+    def process_pair(self, left: Image, left_info: CameraInfo, right: Image, right_info: CameraInfo,
+                     sync_s: float = 0.0) -> bool:
+        """Convert, compute, publish one synchronized set; True when outputs were published.
+
+        Per-stage seconds of the last frame are left in ``last_timings`` (sync, conversion,
+        model, cloud, publish, total). Failures are counted and logged, never raised.
+        """
+        t0 = time.perf_counter()
+        try:
+            left_rgb, right_rgb = conv.stereo_pair_to_rgb(left, right)
+            geometry = conv.geometry_from_camera_info(
+                left_info, right_info, left_rgb.shape[1], left_rgb.shape[0],
+                float(self._param("baseline")) or None)
+        except conv.UnsupportedEncoding as exc:
+            return self._count("bad_encoding", str(exc))
+        except conv.EmptyImage as exc:
+            return self._count("empty_image", str(exc))
+        except conv.SizeMismatch as exc:
+            return self._count("size_mismatch", str(exc))
+        except conv.ConversionError as exc:
+            return self._count("bad_image", str(exc))
+        except CameraModelError as exc:
+            return self._count("bad_camera_info", f"camera_info unusable: {exc}")
+        header = conv.with_frame(left_info.header, str(self._param("frame_id")))
+        t1 = time.perf_counter()
+        try:
+            with self._backend_lock:
+                backend = self.backend
+            result = backend.compute(left_rgb, right_rgb)
+            if tuple(result.shift.shape) != left_rgb.shape[:2]:
+                raise BackendError(f"backend returned {tuple(result.shift.shape)} for a "
+                                   f"{left_rgb.shape[:2]} image")
+            if result.shift.device.type == "cuda":
+                torch.cuda.synchronize(result.shift.device)
+        except Exception as exc:
+            return self._count("backend_error", f"backend {getattr(self.backend, 'name', '?')} failed: {exc}")
+        t2 = time.perf_counter()
+        lazy = bool(self._param("lazy_outputs"))
+
+        def wanted(pub: Any) -> bool:
+            return pub is not None and (not lazy or pub.get_subscription_count() > 0)
+
+        disparity_dev = result.shift - geometry.doffs
+        disparity = conv.to_numpy(disparity_dev)
+        payload = None
+        if wanted(self.pub_points):
+            colours = None
+            if self._param("use_color"):
+                colours = (torch.from_numpy(left_rgb).to(disparity_dev.device) if disparity_dev.is_cuda
+                           else left_rgb)
+            payload = build_cloud(reproject(disparity_dev, geometry), colours,
+                                  bool(self._param("organized")))
+        t3 = time.perf_counter()
+        if wanted(self.pub_disparity):
+            self.pub_disparity.publish(conv.disparity_msg(
+                disparity, result, geometry, header, right_fx=float(right_info.p[0])))
+        if wanted(self.pub_depth):
+            self.pub_depth.publish(conv.depth_msg(disparity_to_depth(disparity, geometry), header))
+        if payload is not None:
+            self.pub_points.publish(conv.cloud_msg(payload, header))
+        if wanted(self.pub_confidence) and result.confidence is not None:
+            self.pub_confidence.publish(conv.depth_msg(result.confidence, header))
+        t4 = time.perf_counter()
+        with self._lock:
+            self.counters["processed"] += 1
+            now = time.monotonic()
+            self._fps_window = [t for t in self._fps_window if now - t < 5.0] + [now]
+            self.last_timings = {"sync": sync_s, "conversion": t1 - t0, "model": t2 - t1,
+                                 "cloud": t3 - t2, "publish": t4 - t3, "total": t4 - t0 + sync_s}
+        return True
+
+    # ---- reporting ----
+    def _count(self, cause: str, message: str, level: str = "error") -> bool:
+        with self._lock:
+            self.counters[cause] += 1
+            count = self.counters[cause]
+            self.last_error = f"{cause}: {message}"
+            now = time.monotonic()
+            due = now - self._log_times.get(cause, -1e9) >= 2.0
+            if due:
+                self._log_times[cause] = now
+        if due:  # one call site per severity: rclpy refuses a severity change at a call site
+            text = f"{message} [{cause}: {count} so far]; frame skipped"
+            if level == "warn":
+                self.get_logger().warning(text)
+            else:
+                self.get_logger().error(text)
+        return False
+
+    def status_summary(self) -> dict[str, Any]:
+        """Counters, rates and the last frame's stage timings, as plain values."""
+        unsync = self.monitor.unsynchronized
+        with self._lock:
+            self.counters["unsynchronized"] = unsync
+            now = time.monotonic()
+            recent = [t for t in self._fps_window if now - t < 5.0]
+            fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 else 0.0
+            return {
+                "backend": self.backend.name, "device": str(self.backend.device),
+                "backend_note": self.backend_note.strip(" ()"),
+                "counters": dict(self.counters), "fps": fps,
+                "inputs": {k: {"received": r, "unsynchronized": u}
+                           for k, (r, u) in self.monitor.per_input().items()},
+                "synchronized_sets": self.monitor.sets, "stalled": self.monitor.stalled(),
+                "last_timings": dict(self.last_timings), "last_error": self.last_error,
+                "compat": dict(SOURCES),
+            }
+
+    def _publish_diagnostics(self) -> None:
+        s = self.status_summary()
+        c = s["counters"]
+        problems = sum(v for k, v in c.items() if k != "processed")
+        status = DiagnosticStatus(name=f"{self.get_fully_qualified_name()}: stereo depth",
+                                  hardware_id=f"{s['backend']}@{s['device']}")
+        if s["stalled"]:
+            status.level = DiagnosticStatus.WARN
+            status.message = ("inputs arrive but none pair up: check that the four topics share "
+                              "stamps, or set approximate_sync")
+            self._count_stall(status.message)
+        elif problems:
+            status.level = DiagnosticStatus.WARN
+            status.message = f"{c['processed']} processed, {problems} inputs skipped ({s['last_error']})"
+        else:
+            status.level = DiagnosticStatus.OK
+            status.message = f"{c['processed']} processed"
+        values = {**{k: str(v) for k, v in c.items()}, "fps": f"{s['fps']:.2f}",
+                  "backend": s["backend"], "device": s["device"],
+                  "synchronized_sets": str(s["synchronized_sets"])}
+        values.update({f"time_{k}_ms": f"{v * 1000:.1f}" for k, v in s["last_timings"].items()})
+        values.update({f"received {k}": str(v["received"]) for k, v in s["inputs"].items()})
+        status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
+        msg = DiagnosticArray(status=[status])
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.pub_diagnostics.publish(msg)
+        if problems and time.monotonic() - self._log_times.get("_summary", -1e9) >= 10.0:
+            self._log_times["_summary"] = time.monotonic()
+            self.get_logger().info("status: " + ", ".join(f"{k}={v}" for k, v in c.items()))
+
+    def _count_stall(self, message: str) -> None:
+        now = time.monotonic()
+        if now - self._log_times.get("_stall", -1e9) >= 5.0:
+            self._log_times["_stall"] = now
+            per = ", ".join(f"{k}: {v['received']}" for k, v in self.status_summary()["inputs"].items())
+            self.get_logger().warning(f"{message} (received {per})")
+
+    def destroy_node(self) -> None:
+        with self._wake:
+            self._stop = True
+            self._wake.notify_all()
+        if self._worker.is_alive() and threading.current_thread() is not self._worker:
+            self._worker.join(timeout=10.0)
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    from stereo_depth_ros.dds import configure_dds
+
+    configure_dds("auto")
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = DepthNode()
+        rclpy.spin(node)
+    except BackendError as exc:
+        print(f"depth_node: cannot start: {exc}", file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

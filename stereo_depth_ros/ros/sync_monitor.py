@@ -1,0 +1,68 @@
+"""Counting the input messages a synchronizer never paired (ROS's message_filters cannot say).
+
+Every message is ``seen`` before the synchronizer gets it; every emitted set is ``matched``.
+A message is unsynchronized once it can no longer be part of a set: a set with a later stamp
+was emitted on its input, or ``window`` (the synchronizer's queue_size) newer messages
+arrived on its input. Thread-safe; no rclpy.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+
+
+class SyncMonitor:
+    def __init__(self, names: Sequence[str], window: int) -> None:
+        self.names = list(names)
+        self.window = max(int(window), 1)
+        self._pending: list[OrderedDict[int, None]] = [OrderedDict() for _ in self.names]
+        self.received = [0] * len(self.names)
+        self.unmatched = [0] * len(self.names)
+        self.sets = 0
+        self.last_set_time: float | None = None
+        self.last_seen_time: float | None = None
+        self.first_seen_time: float | None = None
+        self._lock = threading.Lock()
+
+    def seen(self, index: int, stamp_ns: int) -> None:
+        with self._lock:
+            self.received[index] += 1
+            self.last_seen_time = time.monotonic()
+            if self.first_seen_time is None:
+                self.first_seen_time = self.last_seen_time
+            pending = self._pending[index]
+            pending[int(stamp_ns)] = None
+            while len(pending) > self.window:
+                pending.popitem(last=False)
+                self.unmatched[index] += 1
+
+    def matched(self, stamps_ns: Sequence[int]) -> None:
+        with self._lock:
+            self.sets += 1
+            self.last_set_time = time.monotonic()
+            for index, stamp in enumerate(stamps_ns):
+                pending = self._pending[index]
+                pending.pop(int(stamp), None)
+                for old in [s for s in pending if s < stamp]:
+                    del pending[old]
+                    self.unmatched[index] += 1
+
+    @property
+    def unsynchronized(self) -> int:
+        return sum(self.unmatched)
+
+    def stalled(self, after_s: float = 2.0) -> bool:
+        """Messages arrive but no set has been emitted for ``after_s`` seconds."""
+        with self._lock:
+            if self.last_seen_time is None or time.monotonic() - self.last_seen_time > after_s:
+                return False
+            last = self.last_set_time if self.last_set_time is not None else self.first_seen_time
+            return time.monotonic() - last > after_s
+
+    def per_input(self) -> dict[str, tuple[int, int]]:
+        """name -> (received, unsynchronized)."""
+        with self._lock:
+            return {n: (r, u) for n, r, u in zip(self.names, self.received, self.unmatched, strict=True)}
