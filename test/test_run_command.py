@@ -144,8 +144,38 @@ def test_run_synthetic_publishes_correct_disparity_and_stops_on_sigint():
     assert proc.returncode == 0, f"no clean stop on SIGINT (rc {proc.returncode}):\n{output[-3000:]}"
 
 
+# (source, its template arguments, driver encoding, right-left stamp skew s, right P[3] set?, baseline
+# the disparity message must carry). AirSim: bgr8, 30 ms skew, P[3] = 0 (baseline from the source's
+# parameter); RealSense: mono8 infra pair, exact stamps, baseline from camera_info; ZED: bgra8.
+DRIVERS = [
+    ("airsim", ("--vehicle", "test_drone"), "bgr8", 0.03, False, 0.25),
+    ("cosys_airsim", ("--vehicle", "test_drone"), "bgr8", 0.03, False, 0.25),
+    ("realsense", (), "mono8", 0.0, True, 0.12),
+    ("zed", ("--camera-name", "zed_t"), "bgra8", 0.0, True, 0.12),
+]
+
+
+def _image_msg(rgb: np.ndarray, encoding: str, stamp, frame: str):
+    import cv2
+    from sensor_msgs.msg import Image
+
+    converted = {"bgr8": lambda a: a[:, :, ::-1], "bgra8": lambda a: cv2.cvtColor(a, cv2.COLOR_RGB2BGRA),
+                 "mono8": lambda a: cv2.cvtColor(a, cv2.COLOR_RGB2GRAY)}[encoding](rgb)
+    msg = Image()
+    msg.header.stamp, msg.header.frame_id = stamp, frame
+    msg.height, msg.width = converted.shape[:2]
+    msg.encoding = encoding
+    msg.step = converted.shape[1] * (1 if converted.ndim == 2 else converted.shape[2])
+    msg.data = np.ascontiguousarray(converted).tobytes()
+    return msg
+
+
 @pytest.mark.ros
-def test_airsim_source_pairs_skewed_stamps_and_uses_the_baseline_parameter():
+@pytest.mark.parametrize(("source_name", "source_args", "encoding", "skew", "p3_set", "baseline"), DRIVERS,
+                         ids=[d[0] for d in DRIVERS])
+def test_driver_named_topics_reach_the_depth_node(source_name, source_args, encoding, skew, p3_set, baseline):
+    """A stand-in driver publishes on the source file's topics with the driver's conventions; the
+    depth node built exactly as `stereo-depth run` builds it pairs them and publishes disparity."""
     import rclpy
     from rclpy.executors import MultiThreadedExecutor
     from sensor_msgs.msg import CameraInfo, Image
@@ -153,15 +183,14 @@ def test_airsim_source_pairs_skewed_stamps_and_uses_the_baseline_parameter():
 
     from stereo_depth_ros.data.synthetic import StereoRig, render_random
 
-    rig = StereoRig.for_size(320, 240, baseline=0.25)
+    rig = StereoRig.for_size(320, 240, baseline=baseline)
     sample = render_random(7, rig, max_disparity=56.0)
-    namespace = f"run_airsim_{os.getpid()}"
-    vehicle = "test_drone"
+    namespace = f"run_{source_name}_{os.getpid()}"
     source, specs = run_cmd.build_plan(parse(
-        "--source", "airsim", "--vehicle", vehicle, "--backend", "sgbm", "--no-nearest-object",
+        "--source", source_name, *source_args, "--backend", "sgbm", "--no-nearest-object",
         "--namespace", namespace))
     topics = source.topics
-    assert topics["left/image_rect"] == f"/airsim_node/{vehicle}/front_left/Scene"
+    assert all(t.startswith("/") and not t.startswith(f"/{namespace}") for t in topics.values())
 
     context = rclpy.Context()
     rclpy.init(context=context)
@@ -170,7 +199,7 @@ def test_airsim_source_pairs_skewed_stamps_and_uses_the_baseline_parameter():
     try:
         depth = run_cmd.make_node(specs[0], context)  # exactly what `stereo-depth run` builds
         nodes.append(depth)
-        driver = rclpy.create_node("fake_airsim_node", context=context)
+        driver = rclpy.create_node(f"fake_{source_name}_driver", context=context)
         nodes.append(driver)
         for n in nodes:
             executor.add_node(n)
@@ -179,20 +208,13 @@ def test_airsim_source_pairs_skewed_stamps_and_uses_the_baseline_parameter():
         pubs = {name: driver.create_publisher(Image if "image" in name else CameraInfo, topic, 10)
                 for name, topic in topics.items()}
 
-        def info(stamp, frame: str) -> CameraInfo:
+        def info(stamp, frame: str, right: bool) -> CameraInfo:
             msg = CameraInfo()
             msg.header.stamp, msg.header.frame_id = stamp, frame
             msg.width, msg.height = rig.width, rig.height
             msg.k = [rig.fx, 0.0, rig.cx, 0.0, rig.fy, rig.cy, 0.0, 0.0, 1.0]
-            msg.p = [rig.fx, 0.0, rig.cx, 0.0, 0.0, rig.fy, rig.cy, 0.0, 0.0, 0.0, 1.0, 0.0]  # P[3] = 0
-            return msg
-
-        def image(rgb: np.ndarray, stamp, frame: str) -> Image:
-            msg = Image()
-            msg.header.stamp, msg.header.frame_id = stamp, frame
-            msg.height, msg.width = rgb.shape[:2]
-            msg.encoding, msg.step = "bgr8", rgb.shape[1] * 3  # AirSim publishes bgr8
-            msg.data = np.ascontiguousarray(rgb[:, :, ::-1]).tobytes()
+            left_p, right_p = rig.projections()
+            msg.p = right_p if right and p3_set else left_p  # left_p[3] = 0: AirSim's right P
             return msg
 
         _wait(executor, lambda: all(p.get_subscription_count() > 0 for p in pubs.values()), 20.0)
@@ -200,19 +222,21 @@ def test_airsim_source_pairs_skewed_stamps_and_uses_the_baseline_parameter():
         start = time.time()
         for i in range(40):
             left_stamp = rclpy.time.Time(seconds=start + 0.25 * i).to_msg()
-            right_stamp = rclpy.time.Time(seconds=start + 0.25 * i + 0.03).to_msg()  # 30 ms skew
+            right_stamp = rclpy.time.Time(seconds=start + 0.25 * i + skew).to_msg()
             sent.append((left_stamp.sec, left_stamp.nanosec))
-            pubs["left/camera_info"].publish(info(left_stamp, "front_left_optical"))
-            pubs["right/camera_info"].publish(info(right_stamp, "front_right_optical"))
-            pubs["left/image_rect"].publish(image(sample.left, left_stamp, "front_left_optical"))
-            pubs["right/image_rect"].publish(image(sample.right, right_stamp, "front_right_optical"))
+            pubs["left/camera_info"].publish(info(left_stamp, "cam_left_optical", False))
+            pubs["right/camera_info"].publish(info(right_stamp, "cam_right_optical", True))
+            pubs["left/image_rect"].publish(_image_msg(sample.left, encoding, left_stamp, "cam_left_optical"))
+            pubs["right/image_rect"].publish(
+                _image_msg(sample.right, encoding, right_stamp, "cam_right_optical"))
             if _wait(executor, lambda: bool(received), 0.25):
                 break
-        assert received, f"no disparity from skewed AirSim-style input; depth node counters {depth.counters}"
+        assert received, f"no disparity from {source_name}-style input; depth node counters {depth.counters}"
         msg = received[0]
         assert _stamp(msg) in sent, "disparity must carry the left input stamp"
-        assert msg.header.frame_id == "front_left_optical"
-        assert msg.t == pytest.approx(0.25)  # from the baseline parameter: camera_info had P[3] = 0
+        assert msg.header.frame_id == "cam_left_optical"
+        # AirSim: from the baseline parameter (camera_info had P[3] = 0); others: from camera_info
+        assert msg.t == pytest.approx(baseline)
         assert msg.f == pytest.approx(rig.fx)
         pred = _image_array(msg.image)
         valid = np.isfinite(pred) & (pred > msg.min_disparity)
