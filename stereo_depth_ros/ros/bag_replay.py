@@ -1,0 +1,185 @@
+"""Publish a rosbag2's messages with their recorded timing (scaled by ``rate``) and /clock
+(rosgraph_msgs/Clock), so a running graph with ``use_sim_time`` sees the bag's time.
+
+The stored CDR bytes are published as they are (rclpy publishes serialized messages), so
+nothing is decoded or re-encoded on the way. On a real ROS 2 install ``ros2 bag play --clock
+100 BAG`` does the same job (with ``-r RATE`` for the rate); this exists because rosbag2 is not
+on PyPI. Usage: ``bag_replay BAG [--rate R] [--loop]`` or ``stereo-depth replay BAG``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import rclpy
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rosgraph_msgs.msg import Clock
+
+from stereo_depth_ros.evaluation import bag_io
+
+
+def message_type(msgtype: str) -> Any:
+    """'sensor_msgs/msg/Image' -> the rclpy message class."""
+    package, _, name = msgtype.split("/")
+    return getattr(importlib.import_module(f"{package}.msg"), name)
+
+
+class BagReplayer(Node):
+    """Replays ``bag_path`` from a background thread; ``done`` is set when it has finished.
+
+    ``wait_for_subscribers``: topics (bag names) that must have a subscriber before playback
+    starts (bounded by ``wait_timeout`` seconds), so a graph started alongside misses nothing.
+    ``prefix`` puts every topic under a namespace (``/ns`` + ``/left/image_rect``); /clock stays.
+    """
+
+    def __init__(self, bag_path: str | Path, rate: float = 1.0, publish_clock: bool = True,
+                 clock_hz: float = 100.0, loop: bool = False, topics: Sequence[str] | None = None,
+                 wait_for_subscribers: Sequence[str] = (), wait_timeout: float = 10.0,
+                 start_delay: float = 0.0, queue_depth: int = 10, prefix: str = "",
+                 node_name: str = "bag_replay",
+                 **kwargs: Any) -> None:
+        super().__init__(node_name, **kwargs)
+        if rate <= 0:
+            raise ValueError(f"rate must be > 0, got {rate}")
+        self.bag = bag_io.open_bag(bag_path)  # BagError names the file
+        self.rate = float(rate)
+        self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
+        self.loop = loop
+        self.clock_period = 1.0 / clock_hz if publish_clock and clock_hz > 0 else None
+        wanted = [self.bag.resolve(t) for t in topics] if topics else list(self.bag.topics)
+        self.topics = [t for t in wanted if t != "/clock"]
+        qos = QoSProfile(depth=max(queue_depth, 1))
+        qos.reliability = ReliabilityPolicy.RELIABLE
+        self.publishers_by_topic = {}
+        for topic in self.topics:
+            try:
+                cls = message_type(self.bag.topics[topic].msgtype)
+            except (ImportError, AttributeError, ValueError):
+                self.get_logger().warning(f"{topic}: message type {self.bag.topics[topic].msgtype} is not "
+                                          "installed; not replayed")
+                continue
+            self.publishers_by_topic[topic] = self.create_publisher(cls, self.prefix + topic, qos)
+        self.clock_pub = (self.create_publisher(Clock, "/clock", QoSProfile(depth=1)) if self.clock_period
+                          else None)
+        self.wait_for = [self.bag.resolve(t) for t in wait_for_subscribers]
+        self.wait_timeout = wait_timeout
+        self.start_delay = start_delay
+        self.published = 0
+        self.error: str | None = None
+        self.done = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._play, name=f"{node_name}_player", daemon=True)
+
+    def start(self) -> BagReplayer:
+        self._thread.start()
+        return self
+
+    def _publish_clock(self, bag_ns: int) -> None:
+        if self.clock_pub is not None:
+            msg = Clock()
+            msg.clock.sec, msg.clock.nanosec = divmod(int(bag_ns), 1_000_000_000)
+            self.clock_pub.publish(msg)
+
+    def _wait_until(self, wall_target: float, bag_ns_at: Any) -> None:
+        """Sleep until ``wall_target`` (monotonic), publishing /clock on the way."""
+        while not self._stop.is_set():
+            now = time.monotonic()
+            if now >= wall_target:
+                return
+            step = min(wall_target - now, self.clock_period or wall_target - now)
+            time.sleep(step)
+            if self.clock_period:
+                self._publish_clock(bag_ns_at(time.monotonic()))
+
+    def _play(self) -> None:
+        try:
+            deadline = time.monotonic() + self.wait_timeout
+            while self.wait_for and time.monotonic() < deadline and not self._stop.is_set():
+                if all(self.publishers_by_topic[t].get_subscription_count() > 0 for t in self.wait_for
+                       if t in self.publishers_by_topic):
+                    break
+                time.sleep(0.05)
+            if self.start_delay:
+                time.sleep(self.start_delay)
+            while not self._stop.is_set():
+                self._play_once()
+                if not self.loop:
+                    break
+        except Exception as exc:  # a broken bag ends the replay with a message, not a dead thread
+            self.get_logger().error(f"replay of {self.bag.path} stopped: {exc}")
+            self.error = str(exc)
+        finally:
+            self.done.set()
+
+    def _play_once(self) -> None:
+        start_bag = self.bag.start_ns
+        start_wall = time.monotonic()
+
+        def bag_ns_at(wall: float) -> int:
+            return start_bag + int((wall - start_wall) * self.rate * 1e9)
+
+        self._publish_clock(start_bag)
+        for topic, t, raw in self.bag.raw_messages(list(self.publishers_by_topic)):
+            if self._stop.is_set():
+                return
+            self._wait_until(start_wall + (t - start_bag) / 1e9 / self.rate, bag_ns_at)
+            self._publish_clock(t)
+            self.publishers_by_topic[topic].publish(raw)
+            self.published += 1
+
+    def destroy_node(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout=5.0)
+        self.bag.close()
+        super().destroy_node()
+
+
+def run(args: argparse.Namespace) -> int:
+    from stereo_depth_ros.dds import configure_dds
+
+    configure_dds(args.dds)
+    rclpy.init()
+    node = None
+    try:
+        node = BagReplayer(args.bag, args.rate, not args.no_clock, args.clock_hz, args.loop, args.topics,
+                           args.wait_for_subscribers, args.wait_timeout, args.delay, prefix=args.prefix)
+        node.get_logger().info(f"playing {args.bag}: {len(node.publishers_by_topic)} topics, "
+                               f"{node.bag.duration_ns / 1e9:.2f} s at rate {args.rate}")
+        node.start()
+        while rclpy.ok() and not node.done.is_set():
+            rclpy.spin_once(node, timeout_sec=0.1)
+        node.get_logger().info(f"done: {node.published} messages published")
+        return 1 if node.error else 0
+    except (bag_io.BagError, ValueError) as exc:
+        print(f"bag_replay: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        if node is not None:
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+
+
+def main(argv: list[str] | None = None) -> int:
+    from rclpy.utilities import remove_ros_args
+
+    from stereo_depth_ros.commands.replay import add_arguments
+
+    parser = argparse.ArgumentParser(prog="bag_replay", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    return run(parser.parse_args(remove_ros_args(sys.argv if argv is None else ["bag_replay", *argv])[1:]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
