@@ -21,6 +21,7 @@ from pathlib import Path
 from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
 
 from launch import LaunchDescription
 
@@ -52,6 +53,12 @@ DEPTH_PARAMETERS = {
     "queue_size": "synchronizer queue size",
     "baseline": "stereo baseline in metres, overriding camera_info (AirSim publishes P[3] = 0)",
 }
+
+
+def _ros_parameters(params: dict) -> dict:
+    """Strings stay strings: launch_ros would otherwise YAML-parse them ("1.0" -> float)."""
+    return {name: ParameterValue(value, value_type=str) if isinstance(value, str) else value
+            for name, value in params.items()}
 
 
 def _flag(context, name: str) -> bool:
@@ -96,7 +103,7 @@ def _launch_graph(context, *args, **kwargs):
             executable=spec.executable,
             name=spec.name,
             namespace=spec.namespace,
-            parameters=[dict(spec.parameters)],
+            parameters=[_ros_parameters(dict(spec.parameters))],
             remappings=list(spec.remappings),
             output="screen",
             emulate_tty=True,
@@ -107,7 +114,7 @@ def _launch_graph(context, *args, **kwargs):
             executable=extra.executable,
             name=extra.name,
             namespace=extra.namespace,
-            parameters=[{**extra.parameters, "use_sim_time": sim_time}],
+            parameters=[_ros_parameters({**extra.parameters, "use_sim_time": sim_time})],
             remappings=list(extra.remappings),
             arguments=list(extra.arguments),
             output="screen",

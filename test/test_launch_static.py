@@ -85,10 +85,32 @@ def _stub_modules() -> dict[str, types.ModuleType]:
     launch_ros = types.ModuleType("launch_ros")
     ros_actions = types.ModuleType("launch_ros.actions")
     ros_actions.Node = type("Node", (_Action,), {})
-    launch_ros.actions = ros_actions
+    descriptions = types.ModuleType("launch_ros.parameter_descriptions")
+    descriptions.ParameterValue = _ParameterValue
+    launch_ros.actions, launch_ros.parameter_descriptions = ros_actions, descriptions
     return {"launch": launch, "launch.actions": actions, "launch.substitutions": substitutions,
             "launch.launch_description_sources": sources, "launch_ros": launch_ros,
-            "launch_ros.actions": ros_actions}
+            "launch_ros.actions": ros_actions, "launch_ros.parameter_descriptions": descriptions}
+
+
+class _ParameterValue:
+    def __init__(self, value, *, value_type=None):
+        self.value, self.value_type = value, value_type
+
+
+def node_parameters(node) -> dict:
+    """The single parameter dict a Node got, ParameterValue wrappers unwrapped (strings must be
+    wrapped as value_type=str, else launch_ros would YAML-parse them)."""
+    (params,) = node.kwargs["parameters"]
+    out = {}
+    for name, value in params.items():
+        if isinstance(value, _ParameterValue):
+            assert value.value_type is str and isinstance(value.value, str), name
+            value = value.value
+        else:
+            assert not isinstance(value, str), f"{name}: a bare string would be YAML-parsed by launch_ros"
+        out[name] = value
+    return out
 
 
 @pytest.fixture
@@ -165,7 +187,7 @@ def test_each_source_starts_package_executables_wired_like_the_source_file(launc
     expected = load_source(source).topics
     for name in INPUTS:
         assert remaps.get(name, name) == expected[name]
-    (params,) = depth.kwargs["parameters"]
+    params = node_parameters(depth)
     assert params == dict(next(s for s in plan_graph(load_source(source), namespace="cam")
                                if s.key == "depth_node").parameters)
 
@@ -176,7 +198,7 @@ def test_launch_arguments_reach_the_nodes(launch_api):
                           use_sim_time="true")
     executables = [n.kwargs["executable"] for n in nodes]
     assert executables == ["depth_node"]
-    (params,) = nodes[0].kwargs["parameters"]
+    params = node_parameters(nodes[0])
     assert params["baseline"] == pytest.approx(0.3)
     assert params["approximate_sync"] is False
     assert params["device"] == "cpu"
