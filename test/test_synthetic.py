@@ -189,3 +189,19 @@ def test_raycast_primitives_hit_where_expected():
     assert t[0] == pytest.approx(3.0) and not np.isfinite(t[1])
     uv, n = raycast.surface(sphere, np.array([[0, 0, 4.0]], np.float32))
     np.testing.assert_allclose(n[0], [0, 0, -1], atol=1e-6)
+
+
+def test_every_texture_kind_is_valid_and_varied():
+    from stereo_depth_ros.data import textures
+
+    rng = np.random.default_rng(0)
+    for kind in textures.KINDS:
+        img = textures.random_texture(rng, 64, kind)
+        assert img.shape == (64, 64, 3) and img.dtype == np.float32
+        assert 0 <= img.min() and img.max() <= 1
+    a = textures.bank_texture(3, 256)
+    b = textures.bank_texture(3 + textures.BANK_SIZES[256], 256)
+    assert a[0] is b[0] and a[0].dtype == np.uint8 and a[0].shape == (256, 256, 3)
+    assert a[-1].shape[0] >= 4 and len(a) > 3
+    with pytest.raises(ValueError, match="unknown texture kind"):
+        textures.random_texture(rng, 64, "plaid")

@@ -84,12 +84,28 @@ class StereoSample:
 
 @dataclass
 class Material:
-    """A mip-mapped texture placed on a surface at ``texels_per_metre``."""
+    """A mip-mapped texture placed on a surface at ``texels_per_metre``.
+
+    ``uv_transform`` (2x2) rotates/stretches the surface coordinates first; ``color_matrix``
+    (3x3), ``contrast`` and ``tint`` recolour the sampled texture, so one bank texture gives
+    many different-looking materials. ``fixed_level`` (None = per pixel) samples one mip
+    level for a whole small object. An optional grey *detail* layer, ``detail_scale`` times
+    finer, modulates the colour by up to ``detail_strength``: close-up surfaces keep fine
+    texture instead of turning into a blur of magnified texels.
+    """
 
     levels: list[np.ndarray]
     texels_per_metre: float
     offset: np.ndarray = field(default_factory=lambda: np.zeros(2, np.float32))
     tint: np.ndarray = field(default_factory=lambda: np.ones(3, np.float32))
+    uv_transform: np.ndarray | None = None
+    color_matrix: np.ndarray | None = None
+    contrast: float = 1.0
+    color_bias: float = 0.0
+    fixed_level: float | None = None
+    detail: list[np.ndarray] | None = None
+    detail_scale: float = 8.0
+    detail_strength: float = 0.0
 
     @classmethod
     def from_texture(cls, texture: np.ndarray, texels_per_metre: float,
@@ -98,27 +114,63 @@ class Material:
         return cls(textures.mip_pyramid(texture), float(texels_per_metre), offset)
 
     def sample(self, uv: np.ndarray, footprint_m: np.ndarray) -> np.ndarray:
-        """Trilinear (mip-mapped) colour at surface coordinates ``uv`` (N, 2) in metres.
+        """Colour (N, 3) float32 at surface coordinates ``uv`` (N, 2) in metres.
 
         ``footprint_m`` is the size of a pixel on the surface (metres) and picks the level.
         """
-        q = (uv + self.offset) * np.float32(self.texels_per_metre)
-        level = np.log2(np.maximum(footprint_m * self.texels_per_metre, 1e-6))
-        level = np.clip(level, 0, len(self.levels) - 1).astype(np.float32)
-        base = np.minimum(np.floor(level).astype(np.int64), len(self.levels) - 1)
-        frac = (level - base)[:, None]
-        out = np.empty((len(uv), 3), np.float32)
-        present = np.nonzero(np.bincount(base, minlength=len(self.levels)))[0]
-        for lvl in present:
-            sel = np.nonzero(base == lvl)[0] if len(present) > 1 else slice(None)
-            qs = q[sel]
-            lo = _bilinear(self.levels[lvl], qs / np.float32(2.0**lvl))
-            if lvl + 1 < len(self.levels):
-                hi = _bilinear(self.levels[lvl + 1], qs / np.float32(2.0 ** (lvl + 1)))
-                f = frac[sel]
-                lo = lo * (1 - f) + hi * f
-            out[sel] = lo
-        return out * self.tint
+        if self.uv_transform is not None:
+            m = self.uv_transform.astype(np.float32)
+            uv = np.stack([uv[:, 0] * m[0, 0] + uv[:, 1] * m[0, 1],
+                           uv[:, 0] * m[1, 0] + uv[:, 1] * m[1, 1]], 1)
+        tpm = np.float32(self.texels_per_metre)
+        color = _sample_mipmapped(self.levels, (uv + self.offset) * tpm, footprint_m * tpm,
+                                  self.fixed_level)
+        if self.levels[0].dtype == np.uint8:
+            color *= np.float32(1 / 255)
+        if self.contrast != 1.0:
+            color = (color - np.float32(0.5)) * np.float32(self.contrast) + np.float32(0.5)
+        if self.color_matrix is not None:
+            c = self.color_matrix.astype(np.float32)
+            color = np.stack([color[:, 0] * c[k, 0] + color[:, 1] * c[k, 1]
+                              + color[:, 2] * c[k, 2] for k in range(3)], 1)
+            if self.color_bias:
+                color += np.float32(self.color_bias)
+        if self.detail is not None and self.detail_strength > 0:
+            dt = tpm * np.float32(self.detail_scale)
+            fine = _sample_mipmapped(self.detail, (uv * np.float32(1.37) + self.offset[::-1]) * dt,
+                                     footprint_m * dt, None)[:, :1] * np.float32(1 / 255)
+            color = color * (1 + np.float32(2 * self.detail_strength) * (fine - np.float32(0.5)))
+        return np.clip(color, 0, 1) * self.tint
+
+
+def _sample_mipmapped(levels: list[np.ndarray], q: np.ndarray, texels_per_pixel: np.ndarray,
+                      fixed_level: float | None = None) -> np.ndarray:
+    """Trilinear lookup at level-0 texel coordinates ``q`` (N, 2) with a per-pixel footprint
+    (or one ``fixed_level`` for all)."""
+    if fixed_level is not None:
+        lvl = int(np.clip(np.floor(fixed_level), 0, len(levels) - 1))
+        f = np.float32(np.clip(fixed_level - lvl, 0, 1))
+        out = _bilinear(levels[lvl], q / np.float32(2.0**lvl)).astype(np.float32)
+        if lvl + 1 < len(levels) and f > 0:
+            hi = _bilinear(levels[lvl + 1], q / np.float32(2.0 ** (lvl + 1)))
+            out = out * (1 - f) + hi * f
+        return out
+    level = np.log2(np.maximum(texels_per_pixel, np.float32(1e-6)))
+    level = np.clip(level, 0, len(levels) - 1).astype(np.float32)
+    base = np.minimum(np.floor(level).astype(np.int64), len(levels) - 1)
+    frac = (level - base)[:, None]
+    out = np.empty((len(q), levels[0].shape[2]), np.float32)
+    present = np.nonzero(np.bincount(base, minlength=len(levels)))[0]
+    for lvl in present:
+        sel = np.nonzero(base == lvl)[0] if len(present) > 1 else slice(None)
+        qs = q[sel]
+        lo = _bilinear(levels[lvl], qs / np.float32(2.0**lvl)).astype(np.float32)
+        if lvl + 1 < len(levels):
+            hi = _bilinear(levels[lvl + 1], qs / np.float32(2.0 ** (lvl + 1)))
+            f = frac[sel]
+            lo = lo * (1 - f) + hi * f
+        out[sel] = lo
+    return out
 
 
 def _bilinear(tex: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -333,14 +385,51 @@ def _facing_camera() -> np.ndarray:
 
 
 def _texture_scale(rng: np.random.Generator, fx: float, depth: float) -> float:
-    """Texels per metre so one texel spans ~0.35..3 pixels at ``depth``."""
-    pixels_per_texel = math.exp(rng.uniform(math.log(0.35), math.log(3.0)))
+    """Texels per metre so one texel spans ~0.3..2.5 pixels at ``depth``."""
+    pixels_per_texel = math.exp(rng.uniform(math.log(0.3), math.log(2.5)))
     return fx / (depth * pixels_per_texel)
 
 
-def _material(rng: np.random.Generator, fx: float, depth: float, size: int = 256) -> Material:
-    return Material.from_texture(textures.random_texture(rng, size), _texture_scale(rng, fx, depth),
-                                 rng)
+def _random_color_transform(rng: np.random.Generator, mat: Material) -> None:
+    """Recolour a (bank) texture: channel mixing/permutation, inversion, contrast, tint."""
+    m = np.eye(3)
+    if rng.random() < 0.5:
+        m = m[rng.permutation(3)]
+    if rng.random() < 0.6:
+        mix = rng.uniform(0, 0.5)
+        m = (1 - mix) * m + mix * rng.dirichlet(np.ones(3), 3)
+    if rng.random() < 0.3:  # towards grey
+        g = rng.uniform(0.3, 1.0)
+        m = (1 - g) * m + g * np.full((3, 3), 1 / 3)
+    if rng.random() < 0.15:  # inverted
+        m = -m
+        mat.color_bias = 1.0  # rows of m sum to 1, so this is 1 - colour
+    mat.color_matrix = m.astype(np.float32)
+    mat.contrast = float(math.exp(rng.uniform(math.log(0.4), math.log(1.6))))
+    mat.tint = (rng.uniform(0.6, 1.3) * rng.uniform(0.9, 1.1, 3)).astype(np.float32)
+
+
+def _material(rng: np.random.Generator, fx: float, depth: float, size: int = 256,
+              small: bool = False) -> Material:
+    """A random material; texel size set for ``depth`` so texture detail matches the pixels.
+
+    ``small`` objects (not the wall or ground) sample one mip level chosen from ``depth``.
+    """
+    levels = textures.bank_texture(int(rng.integers(1 << 30)), size)
+    tpm = _texture_scale(rng, fx, depth)
+    mat = Material(levels, tpm, rng.uniform(0, 1000, 2).astype(np.float32))
+    angle = rng.uniform(0, 2 * math.pi)
+    stretch = math.exp(rng.normal(0, 0.25))
+    rot = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+    mat.uv_transform = (np.diag([stretch, 1 / stretch]) @ rot).astype(np.float32)
+    _random_color_transform(rng, mat)
+    if small:
+        mat.fixed_level = float(max(0.0, math.log2(tpm * depth / fx)))
+    if rng.random() < 0.7:
+        mat.detail = textures.bank_texture(int(rng.integers(1 << 30)), 256)
+        mat.detail_scale = float(rng.uniform(4, 16))
+        mat.detail_strength = float(rng.uniform(0.05, 0.35))
+    return mat
 
 
 def fronto_parallel_plane_scene(depth_m: float, seed: int = 0) -> Scene:
@@ -416,6 +505,18 @@ def _place(center_dir: np.ndarray, depth: float) -> np.ndarray:
     return center_dir * depth
 
 
+def _object_rotation(rng: np.random.Generator) -> np.ndarray:
+    """Half the objects at any orientation, half roughly upright and facing the camera
+    (as furniture, boxes and boards mostly are)."""
+    if rng.random() < 0.5:
+        return random_rotation(rng)
+    yaw = rng.normal(0, 0.5)
+    pitch = rng.normal(0, 0.15)
+    roll = rng.normal(0, 0.08)
+    return (axis_rotation(np.array([0, 1.0, 0]), yaw) @ axis_rotation(np.array([1.0, 0, 0]), pitch)
+            @ axis_rotation(np.array([0, 0, 1.0]), roll) @ _facing_camera())
+
+
 def _random_object(rng: np.random.Generator, rig: StereoRig, z_near: float, d_lo: float,
                    d_hi: float, thin: bool) -> Shape:
     fb = rig.fx * rig.baseline
@@ -452,7 +553,7 @@ def _random_object(rng: np.random.Generator, rig: StereoRig, z_near: float, d_lo
             half = np.array([half[0], half[1], half[0]])
         elif kind == "quad":
             half = np.array([half[0], half[1], 0.0])
-        shape = Shape(str(kind), [0, 0, 0], random_rotation(rng), half)
+        shape = Shape(str(kind), [0, 0, 0], _object_rotation(rng), half)
     ext_z = shape.world_extent()[2]
     z = max(z, z_near * 1.01 + ext_z)
     shape.center = _place(ray, z)
@@ -468,12 +569,12 @@ def random_scene(rng: np.random.Generator, rig: StereoRig, max_disparity: float 
     z_near = fb / max_disparity * 1.001
     d_wall = max_disparity * math.exp(rng.uniform(math.log(0.01), math.log(0.25)))
     wall = _random_wall(rng, rig, z_near, d_wall)
-    objects = [SceneObject(wall, _material(rng, rig.fx, fb / d_wall), WALL_ID)]
+    objects = [SceneObject(wall, _material(rng, rig.fx, fb / d_wall, 512), WALL_ID)]
     if rng.random() < 0.8:
         ground = _random_ground(rng, rig, z_near)
         if ground is not None:
             mid = float(ground.center[1]) * rig.fy / max(rig.height - rig.cy, 1.0) * 2
-            objects.append(SceneObject(ground, _material(rng, rig.fx, mid), GROUND_ID))
+            objects.append(SceneObject(ground, _material(rng, rig.fx, mid, 512), GROUND_ID))
     count = int(rng.integers(2, 16))
     thin_count = int(rng.integers(0, 5))
     d_hi = max_disparity * rng.uniform(0.6, 0.97)
@@ -482,8 +583,8 @@ def random_scene(rng: np.random.Generator, rig: StereoRig, max_disparity: float 
         thin = i >= count
         shape = _random_object(rng, rig, z_near, d_wall * 1.05, d_hi, thin)
         depth = float(shape.center[2])
-        size = 96 if thin else 256
-        objects.append(SceneObject(shape, _material(rng, rig.fx, depth, size), instance))
+        objects.append(SceneObject(shape, _material(rng, rig.fx, depth, 256, small=True),
+                                   instance))
         instance += 1
     light = np.array([rng.uniform(-1, 1), rng.uniform(-1.5, -0.2), rng.uniform(-1.0, 0.3)])
     return Scene(objects, light=light, ambient=float(rng.uniform(0.25, 0.7)), seed=seed)

@@ -205,6 +205,29 @@ def smooth_texture(rng: np.random.Generator, size: int) -> Texture:
     return np.clip(img + (faint[..., None] - 0.5) * rng.uniform(0.0, 0.08), 0, 1)
 
 
+def collage_texture(rng: np.random.Generator, size: int) -> Texture:
+    """Patches of other textures inside random polygons and ellipses (cluttered surfaces)."""
+    base_kinds = [k for k in KINDS if k not in ("collage", "smooth")]
+    img = KINDS[base_kinds[int(rng.integers(len(base_kinds)))]][0](rng, size)
+    for _ in range(int(rng.integers(2, 7))):
+        patch = KINDS[base_kinds[int(rng.integers(len(base_kinds)))]][0](rng, size)
+        mask = np.zeros((size, size), np.uint8)
+        cx, cy = rng.uniform(0, size, 2)
+        r = rng.uniform(0.1, 0.45) * size
+        if rng.random() < 0.5:
+            cv2.ellipse(mask, (int(cx), int(cy)), (int(r), int(r * rng.uniform(0.3, 1))),
+                        rng.uniform(0, 180), 0, 360, 255, -1, cv2.LINE_AA)
+        else:
+            n = int(rng.integers(3, 8))
+            ang = np.sort(rng.uniform(0, 2 * np.pi, n))
+            rad = r * rng.uniform(0.4, 1.0, n)
+            pts = np.stack([cx + rad * np.cos(ang), cy + rad * np.sin(ang)], -1)
+            cv2.fillPoly(mask, [pts.astype(np.int32)], 255, cv2.LINE_AA)
+        alpha = (mask.astype(np.float32) / 255.0)[..., None]
+        img = img * (1 - alpha) + patch * alpha
+    return img
+
+
 def _dirty(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
     """Multiply a pattern by faint fractal dirt so it is not perfectly regular."""
     if rng.random() < 0.7:
@@ -223,6 +246,7 @@ KINDS: dict[str, tuple[Callable[[np.random.Generator, int], Texture], float]] = 
     "brick": (brick_texture, 0.06),
     "marks": (marks_texture, 0.08),
     "smooth": (smooth_texture, 0.06),
+    "collage": (collage_texture, 0.12),
 }
 
 
@@ -243,8 +267,34 @@ def random_texture(rng: np.random.Generator, size: int = 256, kind: str | None =
 
 
 def mip_pyramid(texture: Texture, min_size: int = 4) -> list[np.ndarray]:
-    """Box-filtered mip levels, finest first, for alias-free sampling at any distance."""
-    levels = [np.ascontiguousarray(texture, dtype=np.float32)]
+    """Low-pass mip levels, finest first, for alias-free sampling at any distance.
+
+    Float textures give float32 levels; uint8 textures (the bank) stay uint8.
+    """
+    dtype = np.uint8 if texture.dtype == np.uint8 else np.float32
+    levels = [np.ascontiguousarray(texture, dtype=dtype)]
     while min(levels[-1].shape[:2]) >= 2 * min_size:
         levels.append(cv2.pyrDown(levels[-1]))
+    return levels
+
+
+# A bank of textures generated lazily from fixed seeds: generating a fresh texture for every
+# surface of every sample costs more than rendering, so samples draw bank entries (with a
+# per-use colour and coordinate transform, see synthetic.Material). Entry i is always the
+# same texture, whatever the order of use, so samples stay reproducible across processes.
+BANK_SEED = 20261123
+BANK_SIZES = {256: 160, 512: 32}  # texture size -> number of entries (uint8, ~75 MB in all)
+_BANK: dict[tuple[int, int], list[np.ndarray]] = {}
+
+
+def bank_texture(index: int, size: int = 256) -> list[np.ndarray]:
+    """Mip pyramid (uint8 levels) of bank entry ``index`` (modulo the bank size) at ``size``."""
+    count = BANK_SIZES.get(size, 64)
+    key = (int(index) % count, int(size))
+    levels = _BANK.get(key)
+    if levels is None:
+        rng = np.random.default_rng([BANK_SEED, key[1], key[0]])
+        img = random_texture(rng, size)
+        levels = mip_pyramid((img * 255 + 0.5).astype(np.uint8))
+        _BANK[key] = levels
     return levels
