@@ -25,7 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     synth = parser.add_argument_group("synthetic dataset")
     synth.add_argument("--count", type=int, default=20, help="number of held-out scenes (default 20)")
     synth.add_argument("--seed", type=int, default=None,
-                       help="first seed (default 1000000: seeds below it are the training range)")
+                       help="first seed (default 2000000; seeds below 1000000 are the training range, "
+                            "1000000+ a few the training validation)")
     synth.add_argument("--width", type=int, default=640)
     synth.add_argument("--height", type=int, default=480)
 
@@ -35,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from stereo_depth_ros.evaluation import report
     from stereo_depth_ros.evaluation.models import build_backend
     from stereo_depth_ros.evaluation.run_dataset import (
+        EVAL_SEED_START,
         HELD_OUT_SEED_START,
         columns_for,
         dataset_source,
@@ -46,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     meta: dict[str, object] = {"dataset": args.dataset}
     try:
         if args.dataset == "synthetic":
-            seed = HELD_OUT_SEED_START if args.seed is None else args.seed
+            seed = EVAL_SEED_START if args.seed is None else args.seed
             if seed < HELD_OUT_SEED_START:
                 print(f"warning: seed {seed} is in the training range (< {HELD_OUT_SEED_START}); "
                       "these scenes are not held out", file=sys.stderr)

@@ -15,8 +15,9 @@ from pathlib import Path
 
 from stereo_depth_ros.evaluation import bag_io
 
-LEFT_FRAME = "left_camera_optical_frame"
-RIGHT_FRAME = "right_camera_optical_frame"
+# the live synthetic camera's default frame ids (ros/synthetic_camera.py)
+LEFT_FRAME = "stereo_left_optical_frame"
+RIGHT_FRAME = "stereo_right_optical_frame"
 
 
 @dataclass
@@ -29,11 +30,11 @@ class RecordTopics:
     gt_depth: str = "/ground_truth/depth"
 
 
-def make_rig(width: int, height: int):
-    """The synthetic camera's rig at this size (same intrinsics as the live camera)."""
+def make_rig(width: int, height: int, baseline: float = 0.12):
+    """The synthetic camera's rig at this size (same intrinsics as the live camera's defaults)."""
     from stereo_depth_ros.data.synthetic import StereoRig
 
-    return StereoRig.for_size(width, height)
+    return StereoRig.for_size(width, height, baseline=baseline)
 
 
 def frame_messages(sample, stamp_ns: int, topics: RecordTopics | None = None) -> list[tuple[str, object]]:
@@ -52,7 +53,8 @@ def frame_messages(sample, stamp_ns: int, topics: RecordTopics | None = None) ->
 
 def record_bag(out: str | Path, frames: int, width: int = 640, height: int = 480, rate: float = 10.0,
                seed: int = 0, storage: str = "sqlite3", max_disparity: float = 128.0,
-               start_ns: int | None = None, progress: bool = False) -> dict[str, int]:
+               start_ns: int | None = None, progress: bool = False, baseline: float = 0.12,
+               photometric: bool = True) -> dict[str, int]:
     """Write ``frames`` synthetic frames to a new bag at ``out``; returns message counts per topic."""
     from stereo_depth_ros.data.synthetic import SceneSequence
 
@@ -60,7 +62,8 @@ def record_bag(out: str | Path, frames: int, width: int = 640, height: int = 480
         raise ValueError("--frames must be at least 1")
     if rate <= 0:
         raise ValueError("--rate must be > 0")
-    seq = SceneSequence(seed, make_rig(width, height), max_disparity=max_disparity)
+    seq = SceneSequence(seed, make_rig(width, height, baseline), max_disparity=max_disparity,
+                        photometric=photometric)
     start = time.time_ns() if start_ns is None else start_ns
     indices = range(frames)
     if progress:
@@ -84,13 +87,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="frames per second of the stamps (default 10)")
     parser.add_argument("--seed", type=int, default=0, help="scene sequence seed (default 0)")
     parser.add_argument("--max-disp", type=float, default=128.0, help="largest disparity in the scenes")
+    parser.add_argument("--baseline", type=float, default=0.12, help="stereo baseline in metres")
+    parser.add_argument("--no-photometric", action="store_true", help="no camera noise/vignetting/gain")
     parser.add_argument("--storage", choices=("sqlite3", "mcap"), default="sqlite3")
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         counts = record_bag(args.out, args.frames, args.width, args.height, args.rate, args.seed,
-                            args.storage, args.max_disp, progress=True)
+                            args.storage, args.max_disp, progress=True, baseline=args.baseline,
+                            photometric=not args.no_photometric)
     except (ValueError, bag_io.BagError) as exc:
         print(f"stereo-depth record: {exc}", file=sys.stderr)
         return 2
