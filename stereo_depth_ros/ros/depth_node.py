@@ -84,6 +84,7 @@ class DepthNode(Node):
         p = self._param
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         self.last_timings: dict[str, float] = {}
+        self.timing_totals: dict[str, float] = {}  # summed over processed frames
         self.last_error: str = ""
         self.backend_note = ""
         self._lock = threading.Lock()
@@ -301,12 +302,13 @@ class DepthNode(Node):
         disparity = conv.to_numpy(disparity_dev)
         payload = None
         if wanted(self.pub_points):
-            colours = None
-            if self._param("use_color"):
-                colours = (torch.from_numpy(left_rgb).to(disparity_dev.device) if disparity_dev.is_cuda
-                           else left_rgb)
-            payload = build_cloud(reproject(disparity_dev, geometry), colours,
-                                  bool(self._param("organized")))
+            colours = left_rgb if self._param("use_color") else None
+            if disparity_dev.is_cuda:  # build on the GPU, one transfer at the end
+                colours = None if colours is None else torch.from_numpy(colours).to(disparity_dev.device)
+                points = reproject(disparity_dev, geometry)
+            else:  # on the CPU numpy is as vectorized and avoids torch's thread start-up per call
+                points = reproject(disparity, geometry)
+            payload = build_cloud(points, colours, bool(self._param("organized")))
         t3 = time.perf_counter()
         if wanted(self.pub_disparity):
             self.pub_disparity.publish(conv.disparity_msg(
@@ -324,6 +326,8 @@ class DepthNode(Node):
             self._fps_window = [t for t in self._fps_window if now - t < 5.0] + [now]
             self.last_timings = {"sync": sync_s, "conversion": t1 - t0, "model": t2 - t1,
                                  "cloud": t3 - t2, "publish": t4 - t3, "total": t4 - t0 + sync_s}
+            for k, v in self.last_timings.items():
+                self.timing_totals[k] = self.timing_totals.get(k, 0.0) + v
         return True
 
     # ---- reporting ----
@@ -360,6 +364,8 @@ class DepthNode(Node):
                            for k, (r, u) in self.monitor.per_input().items()},
                 "synchronized_sets": self.monitor.sets, "stalled": self.monitor.stalled(),
                 "last_timings": dict(self.last_timings), "last_error": self.last_error,
+                "mean_timings": {k: v / max(self.counters["processed"], 1)
+                                 for k, v in self.timing_totals.items()},
                 "compat": dict(SOURCES),
             }
 
