@@ -398,9 +398,10 @@ class NearestObjectDetector:
         if backend == "unet":
             if network is None:
                 path = Path(model) if model else default_model_path()
-                network, meta = load_unet_checkpoint(path, map_location="cpu")
-                self.input_size = self.input_size or tuple(meta.get("input_size") or ()) or None
-                self.checkpoint_info = {k: v for k, v in meta.items() if k != "state_dict"}
+                network, ckpt = load_unet_checkpoint(path)
+                size = ckpt["meta"].get("input_size")
+                self.input_size = self.input_size or (tuple(int(v) for v in size) if size else None)
+                self.checkpoint_info = {"path": str(path), **ckpt["meta"]}
             self.network = network.to(self.device).eval()
 
     @property
@@ -458,47 +459,32 @@ class NearestObjectDetector:
         )
 
 
-CHECKPOINT_FORMAT = "stereo_depth_ros.nearest_unet"
+def save_unet_checkpoint(path: str | Path, network: torch.nn.Module, meta: dict[str, Any] | None = None,
+                         **extra: Any) -> Path:
+    """Self-describing checkpoint in the package's format (estimator.make_checkpoint: plain data,
+    arch 'unet', its config, ``meta`` with input_size, training data, command, metrics);
+    ``extra`` adds e.g. optimizer state for resuming."""
+    from stereo_depth_ros.estimator import make_checkpoint, save_checkpoint
+
+    ckpt = make_checkpoint(network, "unet", network.config.to_dict(), meta, **extra)
+    return save_checkpoint(ckpt, path)
 
 
-def save_unet_checkpoint(path: str | Path, network: torch.nn.Module, **meta: Any) -> Path:
-    """Self-describing checkpoint of plain data (loads with ``weights_only=True``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "format": CHECKPOINT_FORMAT,
-        "version": 1,
-        "architecture": "unet",
-        "config": network.config.to_dict(),
-        "state_dict": {k: v.detach().cpu() for k, v in network.state_dict().items()},
-        **meta,
-    }
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
-    return path
+def load_unet_checkpoint(path: str | Path) -> tuple[Any, dict[str, Any]]:
+    """(UNet in eval mode, checkpoint dict); loads with weights_only=True (never runs code).
+    Raises estimator.CheckpointError naming the file and the problem."""
+    from stereo_depth_ros.estimator import CheckpointError, load_checkpoint, model_from_checkpoint
 
-
-def load_unet_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[Any, dict]:
-    """(UNet in eval mode, checkpoint dict) from a file written by save_unet_checkpoint.
-    Never executes code from the file (weights_only=True); errors name the problem."""
-    from stereo_depth_ros.models.unet import build_unet
-
-    path = Path(path)
+    path = Path(path).expanduser()
     if not path.is_file():
-        raise FileNotFoundError(
-            f"nearest-object model {path} not found: train one with `stereo-depth train-nearest` "
-            "or use backend 'threshold'"
+        raise CheckpointError(
+            f"nearest-object model {path} does not exist: train one with `stereo-depth train-nearest` "
+            "or use the 'threshold' backend"
         )
-    try:
-        data = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # corrupt file or pickled code
-        raise ValueError(f"{path} is not a loadable checkpoint: {exc}") from exc
-    if not isinstance(data, dict) or data.get("architecture") != "unet" or "state_dict" not in data:
-        raise ValueError(f"{path} is not a nearest-object U-Net checkpoint (architecture != 'unet')")
-    network = build_unet(data["config"])
-    network.load_state_dict(data["state_dict"])
-    return network.eval(), data
+    ckpt = load_checkpoint(path)
+    if ckpt["arch"] != "unet":
+        raise CheckpointError(f"{path} holds a {ckpt['arch']!r} model, not the nearest-object U-Net")
+    return model_from_checkpoint(ckpt).eval(), ckpt
 
 
 def default_model_path() -> Path:

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from stereo_depth_ros.estimator import CheckpointError
 from stereo_depth_ros.geometry import StereoGeometry
 from stereo_depth_ros.models.unet import UNet, UNetConfig
 from stereo_depth_ros.nearest import (
@@ -206,9 +207,10 @@ def test_unet_input_channels_and_nan_aware_resize():
 def test_unet_detector_end_to_end_and_checkpoint_round_trip(tmp_path):
     torch.manual_seed(0)
     net = UNet(UNetConfig(base_channels=4, levels=3))
-    path = save_unet_checkpoint(tmp_path / "n.pt", net, input_size=[80, 60], note="test")
-    loaded, meta = load_unet_checkpoint(path)
-    assert meta["note"] == "test" and meta["architecture"] == "unet"
+    path = save_unet_checkpoint(tmp_path / "n.pt", net, {"input_size": [80, 60], "note": "test"})
+    loaded, ckpt = load_unet_checkpoint(path)
+    assert ckpt["meta"]["note"] == "test" and ckpt["arch"] == "unet"
+    assert loaded.config == net.config
     for a, b in zip(net.state_dict().values(), loaded.state_dict().values(), strict=True):
         assert torch.equal(a, b)
     det = NearestObjectDetector(backend="unet", model=path, score_threshold=0.5, device="cpu")
@@ -218,8 +220,8 @@ def test_unet_detector_end_to_end_and_checkpoint_round_trip(tmp_path):
     assert prob.shape == (H, W) and (prob >= 0).all() and (prob <= 1).all()
     obj = det.detect(left, disparity, GEOM, max_disparity=12.0)
     assert obj.mask.shape == (H, W)
-    with pytest.raises(FileNotFoundError, match="train-nearest"):
+    with pytest.raises(CheckpointError, match="train-nearest"):
         NearestObjectDetector(backend="unet", model=tmp_path / "missing.pt")
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="not a loadable"):
+    with pytest.raises(CheckpointError, match="bad.pt"):
         load_unet_checkpoint(tmp_path / "bad.pt")
