@@ -68,13 +68,13 @@ class NodeGraph:
             return
         self._closed = True
         self.executor.shutdown(timeout_sec=5.0)
+        if self._thread is not None:  # no callback may run while the nodes are destroyed
+            self._thread.join(timeout=5.0)
         for node in reversed(self.nodes):
             try:
                 node.destroy_node()
             except Exception:  # a node half-built or already destroyed must not block the rest
                 pass
-        if self._thread is not None:
-            self._thread.join(timeout=5.0)
         if self._own_context and self.context.ok():
             rclpy.shutdown(context=self.context)
 
