@@ -86,7 +86,7 @@ class StereoGeometry:
         if baseline_override is not None and baseline_override > 0:
             baseline = float(baseline_override)
         else:
-            baseline = -pr[3] / pr[0]
+            baseline = -pr[3] / pr[0] + 0.0  # + 0.0 turns -0.0 into 0.0 for the message
         return cls(
             fx=pl[0], fy=pl[5], cx=pl[2], cy=pl[6], cx_right=pr[2], baseline=baseline,
             width=int(width), height=int(height),
