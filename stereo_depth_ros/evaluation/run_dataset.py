@@ -73,7 +73,8 @@ def dataset_source(kind: str, root: str | Path) -> Source:
     """The items of a dataset on disk through ``stereo_depth_ros.data.readers.open_dataset``."""
     from stereo_depth_ros.data.readers import open_dataset
 
-    dataset = open_dataset(kind, root)
+    # "folder": a capture folder (left/, right/, depth/ + calibration.json), the AirSim reader's layout
+    dataset = open_dataset("airsim" if kind == "folder" else kind, root)
     n = len(dataset)
 
     def item_name(i: int) -> str:
