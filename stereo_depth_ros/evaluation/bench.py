@@ -320,6 +320,8 @@ def run_bench(sizes: Sequence[tuple[int, int]], backend_names: Sequence[str], de
     from stereo_depth_ros.evaluation.report import environment
 
     env = environment() | {"torch_threads": torch.get_num_threads(), "cpus": os.cpu_count()}
+    if hasattr(os, "getloadavg"):
+        env["load_before"] = round(os.getloadavg()[0], 2)
     rows: list[SizeResult] = []
     clouds: dict[str, dict[str, float]] = {}
     notes: list[str] = []
@@ -445,7 +447,8 @@ def format_report(rep: BenchReport) -> str:
     env = rep.environment
     lines = [f"stereo-depth bench, {env.get('date')}; torch {env.get('torch')}, "
              f"{env.get('torch_threads')} torch threads, {env.get('cpus')} CPUs"
-             + (f", GPU {env['gpu']}" if env.get("gpu") else ", no GPU"), "",
+             + (f", GPU {env['gpu']}" if env.get("gpu") else ", no GPU")
+             + (f"; load average {env['load_before']} when it started" if "load_before" in env else ""), "",
              "Model latency (backend.compute, after warm-up; peak memory: " +
              "; ".join(sorted({r.mem_kind for r in rep.rows})) + ")", text_table(*t["model"]), ""]
     if t["node"][1]:
@@ -456,6 +459,9 @@ def format_report(rep: BenchReport) -> str:
                   text_table(*t["cloud"]), ""]
     lines += ["Targets (issue 4)"]
     lines += [f"  {name}: {measured} -> {verdict}" for name, measured, verdict in targets(rep)]
+    if env.get("load_before", 0) > (env.get("cpus") or 1) * 0.5:
+        lines += ["", f"WARNING: the machine was busy (load {env['load_before']} on {env.get('cpus')} CPUs): "
+                  "CPU figures are slower than on an idle machine"]
     if rep.notes:
         lines += ["", "Notes"] + [f"  {n}" for n in rep.notes]
     return "\n".join(lines)
