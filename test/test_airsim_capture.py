@@ -179,6 +179,14 @@ def test_capture_writes_frames_whose_depth_gives_the_exact_disparity(tmp_path, m
     depth = np.load(out / "depth" / "000000.npy")
     disparity = depth_to_disparity(depth, calibration["fx"], calibration["baseline"])
     np.testing.assert_allclose(disparity, sample.disparity, rtol=1e-4)
+    # the dataset reader reads the capture back with the same disparity
+    from stereo_depth_ros.data.readers import open_dataset
+
+    dataset = open_dataset("airsim", out)
+    assert len(dataset) == 2
+    record = dataset[0]
+    np.testing.assert_array_equal(record.right, sample.right)
+    np.testing.assert_allclose(record.disparity, sample.disparity, rtol=1e-4)
     lines = (out / "frames.jsonl").read_text().splitlines()
     assert [json.loads(line)["index"] for line in lines] == [0, 1]
 

@@ -93,14 +93,15 @@ def _stamp(msg) -> tuple[int, int]:
 def test_run_synthetic_publishes_correct_disparity_and_stops_on_sigint():
     import rclpy
     from rclpy.qos import qos_profile_sensor_data
-    from sensor_msgs.msg import Image
+    from sensor_msgs.msg import Image, Range
     from stereo_msgs.msg import DisparityImage
 
     namespace = f"run_synth_{os.getpid()}"
     cmd = [sys.executable, "-m", "stereo_depth_ros.cli", "run", "--source", "synthetic",
-           "--namespace", namespace, "--backend", "sgbm", "--no-nearest-object", "--dds", "loopback",
+           "--namespace", namespace, "--backend", "sgbm", "--nearest-param", "backend:=threshold",
+           "--dds", "loopback",
            "--camera-param", "width:=320", "--camera-param", "height:=240",
-           "--camera-param", "rate:=4.0", "--duration", "120"]
+           "--camera-param", "rate:=4.0", "--camera-param", "max_disparity:=56.0", "--duration", "120"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     context = rclpy.Context()
     rclpy.init(context=context)
@@ -109,18 +110,23 @@ def test_run_synthetic_publishes_correct_disparity_and_stops_on_sigint():
     executor.add_node(node)
     disparities: list = []
     truths: dict = {}
+    ranges: list = []
     node.create_subscription(DisparityImage, f"/{namespace}/disparity", disparities.append, 10)
+    node.create_subscription(Range, f"/{namespace}/nearest_object/distance", ranges.append, 10)
     node.create_subscription(Image, f"/{namespace}/ground_truth/disparity",
                              lambda m: truths.__setitem__(_stamp(m), m), qos_profile_sensor_data)
     try:
         def matched() -> bool:
-            return proc.poll() is None and any(_stamp(d) in truths for d in disparities)
+            return (proc.poll() is None and any(_stamp(d) in truths for d in disparities)
+                    and any(_stamp(r) in {_stamp(d) for d in disparities} for r in ranges))
 
         ok = _wait(executor, matched, timeout=150.0)
         if not ok:
             proc.send_signal(signal.SIGINT)
             output = proc.communicate(timeout=30)[0]
-            pytest.fail(f"no disparity matched to ground truth; rc={proc.returncode}:\n{output[-4000:]}")
+            pytest.fail(f"no disparity matched to ground truth or no nearest-object distance "
+                        f"({len(disparities)} disparities, {len(ranges)} ranges); rc={proc.returncode}:\n"
+                        f"{output[-4000:]}")
         msg = next(d for d in disparities if _stamp(d) in truths)
         gt = _image_array(truths[_stamp(msg)])
         pred = _image_array(msg.image)
@@ -130,6 +136,12 @@ def test_run_synthetic_publishes_correct_disparity_and_stops_on_sigint():
         assert valid.mean() > 0.25, f"only {valid.mean():.0%} of pixels have a disparity"
         error = np.abs(pred[valid] - gt[valid])
         assert np.median(error) < 1.0, f"median disparity error {np.median(error):.2f} px"
+        # the nearest-object node ran on the depth node's disparity (same stamp)
+        distance = next(r for r in ranges if _stamp(r) in {_stamp(d) for d in disparities})
+        assert distance.header.frame_id == msg.header.frame_id
+        assert np.isinf(distance.range) or 0.0 < distance.range <= distance.max_range
+        gt_depth_min = msg.f * msg.t / np.nanmax(gt)
+        assert distance.range >= 0.8 * gt_depth_min, "nearer than anything in the scene"
     finally:
         executor.shutdown()
         node.destroy_node()
@@ -256,15 +268,21 @@ def test_params_file_keys_are_parameters_the_nodes_declare():
     from rclpy.parameter import Parameter
 
     from stereo_depth_ros.ros.depth_node import DepthNode
+    from stereo_depth_ros.ros.nearest_object_node import NearestObjectNode
 
     context = rclpy.Context()
     rclpy.init(context=context)
     try:
-        node = DepthNode(context=context, parameter_overrides=[Parameter("backend", value="sgbm")])
-        try:
-            for name in load_params_file(ROOT / "config" / "depth_node.yaml", "depth_node"):
-                assert node.has_parameter(name), f"config/depth_node.yaml sets undeclared '{name}'"
-        finally:
-            node.destroy_node()
+        for cls, params_file, backend in ((DepthNode, "depth_node.yaml", "sgbm"),
+                                          (NearestObjectNode, "nearest_object.yaml", "threshold")):
+            node = cls(context=context, parameter_overrides=[Parameter("backend", value=backend)])
+            try:
+                for name, value in load_params_file(ROOT / "config" / params_file, "x").items():
+                    assert node.has_parameter(name), f"config/{params_file} sets undeclared '{name}'"
+                    declared = node.get_parameter(name).value
+                    if name != "backend":
+                        assert type(declared) is type(value), f"{params_file}: {name} type differs"
+            finally:
+                node.destroy_node()
     finally:
         rclpy.try_shutdown(context=context)

@@ -121,21 +121,27 @@ def run(args: argparse.Namespace) -> int:
     from stereo_depth_ros.dds import configure_dds
 
     configure_dds(args.dds)  # before rclpy creates its first participant
-    import rclpy
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    from rclpy.executors import ExternalShutdownException
 
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    executor = MultiThreadedExecutor(num_threads=4, context=context)
-    nodes = []
+    from stereo_depth_ros.ros.graph import NodeGraph
+
+    graph = NodeGraph(num_threads=4)
     try:
         for spec in specs:
-            node = make_node(spec, context)
-            nodes.append(node)
-            executor.add_node(node)
+            try:
+                node = make_node(spec, graph.context)
+            except Exception as exc:
+                if spec.key != "nearest_object":
+                    raise
+                # the depth graph is still useful without it (e.g. no U-Net weights here)
+                print(f"stereo-depth run: nearest-object node not started: {type(exc).__name__}: {exc} "
+                      "(--nearest-param backend:=threshold needs no weights; --no-nearest-object "
+                      "silences this)", file=sys.stderr)
+                continue
+            graph.add(node)
             remaps = ", ".join(f"{a} -> {b}" for a, b in spec.remappings) or "no remaps"
             node.get_logger().info(f"started ({spec.executable}; {remaps})")
-        log = nodes[0].get_logger()
+        log = graph.nodes[0].get_logger()
         log.info(f"source {source.name}: {source.description}")
         if source.synthetic_camera is None and source.driver:
             log.info(f"expects the camera driver to be running: {source.driver}")
@@ -144,16 +150,13 @@ def run(args: argparse.Namespace) -> int:
                         f"--ros-args -r __ns:={extra.namespace or '/'} "
                         + " ".join(f"-r {a}:={b}" for a, b in extra.remappings))
         deadline = time.monotonic() + args.duration if args.duration > 0 else None
-        while context.ok() and (deadline is None or time.monotonic() < deadline):
-            executor.spin_once(timeout_sec=0.1)
+        while graph.context.ok() and (deadline is None or time.monotonic() < deadline):
+            time.sleep(0.1)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except Exception as exc:  # a node failing to start: say which and why, clean up
         print(f"stereo-depth run: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     finally:
-        executor.shutdown(timeout_sec=2.0)
-        for node in nodes:
-            node.destroy_node()
-        rclpy.try_shutdown(context=context)
+        graph.close()
     return 0
