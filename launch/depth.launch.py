@@ -83,8 +83,9 @@ def _launch_graph(context, *args, **kwargs):
     use_sim_time = None if sim_time_text == "" else sim_time_text == "true"
     depth_params = {name: parse_param_value(value(name)) for name in DEPTH_PARAMETERS if value(name)}
     nearest_params = {name: parse_param_value(value(name)) for name in ("device",) if value(name)}
-    if value("nearest_model"):
-        nearest_params["model"] = value("nearest_model")
+    for launch_name, param in (("nearest_model", "model"), ("nearest_backend", "backend")):
+        if value(launch_name):
+            nearest_params[param] = value(launch_name)
 
     specs = plan_graph(
         source,
@@ -143,6 +144,9 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("namespace", default_value="", description="namespace of the graph"),
         DeclareLaunchArgument("nearest_object", default_value="true", choices=["true", "false"],
                               description="start the nearest-object node"),
+        DeclareLaunchArgument("nearest_backend", default_value="",
+                              description="nearest-object segmentation: unet (default) or threshold "
+                                          "(no weights needed)"),
         DeclareLaunchArgument("nearest_model", default_value="",
                               description="nearest-object U-Net checkpoint (default: shipped)"),
         DeclareLaunchArgument("rviz", default_value="false", choices=["true", "false"],

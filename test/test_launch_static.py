@@ -206,6 +206,17 @@ def test_launch_arguments_reach_the_nodes(launch_api):
     assert dict(nodes[0].kwargs["remappings"])["left/image_rect"] == "/airsim_node/Car1/front_left/Scene"
 
 
+def test_nearest_object_arguments_reach_its_node(launch_api):
+    _, nodes = run_launch(MAIN_LAUNCH, source="zed", nearest_backend="threshold", device="cuda")
+    nearest = next(n for n in nodes if n.kwargs["executable"] == "nearest_object_node")
+    params = node_parameters(nearest)
+    assert params["backend"] == "threshold" and params["device"] == "cuda"
+    assert dict(nearest.kwargs["remappings"]) == {
+        "left/image_rect": "/zed/zed_node/left/color/rect/image",
+        "left/camera_info": "/zed/zed_node/left/color/rect/camera_info",
+    }
+
+
 def test_usb_source_adds_image_proc_rectification(launch_api):
     _, nodes = run_launch(MAIN_LAUNCH, source="usb")
     rectify = [n for n in nodes if n.kwargs["package"] == "image_proc"]
