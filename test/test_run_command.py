@@ -56,6 +56,15 @@ def test_camera_params_and_generic_source_arguments():
     assert source.topics["left/image_rect"] == "/cam/left"
 
 
+def test_dry_run_prints_the_resolved_graph(capsys):
+    assert run_cmd.run(parse("--source", "usb", "--dry-run", "--param", "baseline:=0.07")) == 0
+    out = capsys.readouterr().out
+    assert "node /depth_node (stereo_depth_ros depth_node)" in out
+    assert "remap right/image_rect -> /stereo/right/image_rect" in out
+    assert "param baseline = 0.07" in out
+    assert "external node image_proc rectify_node in /stereo/left" in out
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

@@ -59,6 +59,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--use-sim-time", choices=["true", "false"], help="default: the source's")
     parser.add_argument("--duration", type=float, default=0.0,
                         help="stop after this many seconds (default: run until Ctrl-C)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the resolved graph (nodes, remaps, parameters) and exit")
     parser.add_argument("--dds", choices=["auto", "loopback", "system"], default="auto",
                         help="DDS transport policy (default auto: loopback unless a ROS install)")
 
@@ -92,6 +94,21 @@ def build_plan(args: argparse.Namespace) -> tuple[Any, list[NodeSpec]]:
     return source, specs
 
 
+def describe_plan(source: Any, specs: list[NodeSpec]) -> str:
+    """Human-readable graph: what `--dry-run` prints."""
+    lines = [f"source {source.name} ({source.path}): {source.description}",
+             f"  driver: {source.driver}", f"  frame: {source.frame_id}"]
+    for spec in specs:
+        where = f"/{spec.namespace}/{spec.name}" if spec.namespace else f"/{spec.name}"
+        lines.append(f"node {where} ({spec.package} {spec.executable})")
+        lines += [f"  remap {a} -> {b}" for a, b in spec.remappings]
+        lines += [f"  param {k} = {v!r}" for k, v in spec.parameters.items()]
+    for extra in source.extra_nodes:
+        lines.append(f"external node {extra.package} {extra.executable} in {extra.namespace} "
+                     "(not started by run)")
+    return "\n".join(lines)
+
+
 def make_node(spec: NodeSpec, context: Any) -> Any:
     """Instantiate the spec's node class with the spec's name, namespace, remaps and parameters."""
     from rclpy.parameter import Parameter
@@ -114,6 +131,9 @@ def run(args: argparse.Namespace) -> int:
     except SourceConfigError as exc:
         print(f"stereo-depth run: {exc}", file=sys.stderr)
         return 2
+    if args.dry_run:
+        print(describe_plan(source, specs))
+        return 0
     if args.duration < 0:
         print("stereo-depth run: --duration must be >= 0", file=sys.stderr)
         return 2
