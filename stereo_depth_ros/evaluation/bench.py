@@ -157,8 +157,9 @@ def peak_memory_mb(fn: Callable[[], Any], device: Any, runs: int = 2) -> tuple[f
         stop.set()
         thread.join()
     peak[0] = max(peak[0], _rss_bytes())
-    return (peak[0] - base) / 2**20, ("CPU: process RSS peak while a fresh backend is built and run "
-                                      "twice, above the level before (sampled every 2 ms)")
+    return (peak[0] - base) / 2**20, ("CPU: process RSS peak while a fresh backend is built and run, "
+                                      "above the level before (sampled every 2 ms; a lower bound: "
+                                      "small blocks reuse memory the process already holds)")
 
 
 def _stats(times: Sequence[float]) -> tuple[float, float, float]:
