@@ -27,6 +27,9 @@ from . import raycast, textures
 from .photometric import apply_photometric, to_uint8
 from .raycast import Shape, axis_rotation, random_rotation
 
+# Bump whenever the images or ground truth for a given seed change (on-disk caches key on it).
+GENERATOR_VERSION = 3
+
 WALL_ID = 0
 GROUND_ID = 1
 FIRST_OBJECT_ID = 2
@@ -639,7 +642,8 @@ def random_scene(rng: np.random.Generator, rig: StereoRig, max_disparity: float 
         if ground is not None:
             mid = float(ground.center[1]) * rig.fy / max(rig.height - rig.cy, 1.0) * 2
             objects.append(SceneObject(ground, _material(rng, rig.fx, mid, 512), GROUND_ID))
-    count = int(rng.integers(2, 16))
+    # Half the scenes sparse, half cluttered (FlyingThings-like).
+    count = int(rng.integers(2, 11)) if rng.random() < 0.5 else int(rng.integers(8, 25))
     thin_count = int(rng.integers(0, 5))
     d_hi = max_disparity * rng.uniform(0.6, 0.97)
     instance = FIRST_OBJECT_ID
@@ -737,3 +741,56 @@ class SceneSequence:
     def frame(self, index: int) -> StereoSample:
         rng = np.random.default_rng([self.seed, 3, int(index)])
         return render(self.scene_at(index), self.rig, photometric=self.photometric, rng=rng)
+
+
+# --------------------------------------------------------------------------- command line
+
+def _main(argv: list[str] | None = None) -> int:
+    """python -m stereo_depth_ros.data.synthetic [--bench] [--preview out.png]"""
+    import argparse
+    import time
+
+    import cv2
+
+    from ..visualize import colorize
+
+    p = argparse.ArgumentParser(description="synthetic stereo generator: timing and previews")
+    p.add_argument("--bench", action="store_true", help="print render times (CPU and wall)")
+    p.add_argument("--preview", help="write a PNG grid: left | right | disparity | occlusion")
+    p.add_argument("--count", type=int, default=4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--width", type=int, default=640)
+    p.add_argument("--height", type=int, default=480)
+    p.add_argument("--max-disparity", type=float, default=128.0)
+    a = p.parse_args(argv)
+    rig = StereoRig.for_size(a.width, a.height)
+    if a.bench:
+        t0 = time.perf_counter()
+        for size in textures.BANK_SIZES:
+            for i in range(textures.BANK_SIZES[size]):
+                textures.bank_texture(i, size)
+        print(f"texture bank: {time.perf_counter() - t0:.2f} s (once per process)")
+        for w, h, md in ((a.width, a.height, a.max_disparity), (320, 240, a.max_disparity / 2)):
+            r = StereoRig.for_size(w, h)
+            render_random(a.seed, r, md)
+            cpu, wall = time.process_time(), time.perf_counter()
+            for i in range(a.count):
+                render_random(a.seed + 1 + i, r, md)
+            print(f"{w}x{h}: {(time.process_time() - cpu) / a.count:.3f} s CPU, "
+                  f"{(time.perf_counter() - wall) / a.count:.3f} s wall per pair")
+    if a.preview:
+        rows = []
+        for i in range(a.count):
+            s = render_random(a.seed + i, rig, a.max_disparity)
+            occ = np.repeat((s.occlusion * 255).astype(np.uint8)[..., None], 3, -1)
+            rows.append(np.concatenate([s.left, s.right, colorize(s.disparity, 0,
+                                                                   a.max_disparity), occ], 1))
+        cv2.imwrite(a.preview, np.concatenate(rows, 0)[..., ::-1])
+        print(f"wrote {a.preview}")
+    if not (a.bench or a.preview):
+        p.print_help()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())

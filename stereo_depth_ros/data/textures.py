@@ -60,7 +60,7 @@ def fractal_noise(
         amp *= persistence
         cells *= 2
     out /= total
-    lo, hi = np.percentile(out, (1, 99))
+    lo, hi = np.percentile(out[::4, ::4], (1, 99))  # a subsample is plenty for the range
     return np.clip((out - lo) / max(hi - lo, 1e-6), 0, 1)
 
 
