@@ -40,6 +40,14 @@ class NearestInputError(ValueError):
     """Inputs the nearest-object detector cannot use; the message says what is wrong."""
 
 
+class SizeMismatchError(NearestInputError):
+    """Image, disparity, mask or camera model of different sizes."""
+
+
+class InvalidDisparityError(NearestInputError):
+    """A disparity map that is not (H, W) floating point or has no valid pixel at all."""
+
+
 @dataclass
 class NearestObject:
     """The result for one frame, at the input resolution.
@@ -100,7 +108,7 @@ def nearest_object_label(
     is within ``max_range``; the one with the smallest robust depth wins.
     """
     if instances.shape != depth.shape:
-        raise NearestInputError(f"instances {instances.shape} and depth {depth.shape} differ in size")
+        raise SizeMismatchError(f"instances {instances.shape} and depth {depth.shape} differ in size")
     best_id, best_depth = 0, math.inf
     ids, counts = np.unique(instances, return_counts=True)
     for inst, count in zip(ids.tolist(), counts.tolist(), strict=True):
@@ -121,12 +129,12 @@ def check_disparity(disparity: np.ndarray) -> np.ndarray:
     """(H, W) float32 copy; raises NearestInputError when it is not usable at all."""
     d = np.asarray(disparity)
     if d.ndim != 2:
-        raise NearestInputError(f"disparity must be a (H, W) array, got shape {d.shape}")
+        raise InvalidDisparityError(f"disparity must be a (H, W) array, got shape {d.shape}")
     if not np.issubdtype(d.dtype, np.floating):
-        raise NearestInputError(f"disparity must be floating point, got {d.dtype}")
+        raise InvalidDisparityError(f"disparity must be floating point, got {d.dtype}")
     d = d.astype(np.float32, copy=False)
     if not np.any(np.isfinite(d) & (d > 0)):
-        raise NearestInputError(
+        raise InvalidDisparityError(
             f"disparity {d.shape[1]}x{d.shape[0]} has no valid pixel (all NaN, inf or <= 0)"
         )
     return d
@@ -207,9 +215,9 @@ def describe_mask(
     """Mask + disparity -> NearestObject (largest component, edges, 3D points, distance, box)."""
     d = np.asarray(disparity, dtype=np.float32)
     if mask.shape != d.shape:
-        raise NearestInputError(f"mask {mask.shape} and disparity {d.shape} differ in size")
+        raise SizeMismatchError(f"mask {mask.shape} and disparity {d.shape} differ in size")
     if (geometry.height, geometry.width) != d.shape:
-        raise NearestInputError(
+        raise SizeMismatchError(
             f"disparity is {d.shape[1]}x{d.shape[0]} but the camera model is "
             f"{geometry.width}x{geometry.height}"
         )
@@ -349,7 +357,7 @@ def check_inputs(left: np.ndarray, disparity: np.ndarray) -> np.ndarray:
     if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (1, 3, 4)):
         raise NearestInputError(f"left image must be (H, W) or (H, W, 3), got shape {img.shape}")
     if img.shape[:2] != d.shape:
-        raise NearestInputError(
+        raise SizeMismatchError(
             f"left image is {img.shape[1]}x{img.shape[0]} but disparity is {d.shape[1]}x{d.shape[0]}"
         )
     return d
@@ -439,7 +447,7 @@ class NearestObjectDetector:
         d = check_inputs(left, disparity)
         h, w = d.shape
         if (geometry.height, geometry.width) != (h, w):
-            raise NearestInputError(
+            raise SizeMismatchError(
                 f"disparity is {w}x{h} but camera_info says {geometry.width}x{geometry.height}"
             )
         min_disp = geometry.focal_baseline / self.max_range

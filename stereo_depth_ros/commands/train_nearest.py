@@ -36,9 +36,9 @@ def _source(text: str) -> str:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path(DEFAULT_OUT),
                         help="output directory (default %(default)s)")
-    parser.add_argument("--steps", type=int, default=1500, help="optimizer steps (default %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=12)
-    parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (one-cycle schedule)")
+    parser.add_argument("--steps", type=int, default=1800, help="optimizer steps (default %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (one-cycle schedule)")
     parser.add_argument("--size", type=_size, default=(160, 120), help="network input WxH (default 160x120)")
     parser.add_argument("--render-scale", type=int, default=2,
                         help="render and run stereo at this multiple of --size, then resize as the node does")
@@ -50,13 +50,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--val-scenes", type=int, default=100)
     parser.add_argument("--test-scenes", type=int, default=200, help="held-out scenes for --compare")
     parser.add_argument("--image-mode", choices=("gray", "rgb"), default="gray")
-    parser.add_argument("--base-channels", type=int, default=12)
+    parser.add_argument("--base-channels", type=int, default=8)
     parser.add_argument("--levels", type=int, default=4)
     parser.add_argument("--dropout", type=float, default=0.1)
     parser.add_argument("--no-batch-norm", action="store_true")
     parser.add_argument("--score-threshold", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (1 is fastest on a busy 2-core machine)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     parser.add_argument("--prepare-only", action="store_true", help="render the scene caches and stop")
     parser.add_argument("--compare", action="store_true",

@@ -1,0 +1,377 @@
+"""The nearest-object node: disparity + left image in, the nearest obstacle's mask, edges,
+3D edge points, distance and an RViz marker out.
+
+Inputs (relative names): ``disparity`` (stereo_msgs/DisparityImage), ``left/image_rect`` and
+``left/camera_info``, through one exact (or approximate) time synchronizer of the compat seam.
+Outputs, all stamped with the disparity's header (left optical frame):
+
+- ``nearest_object/mask``  sensor_msgs/Image mono8, 255 on the object, 0 elsewhere;
+- ``nearest_object/edges`` sensor_msgs/Image mono8, 255 on the one-pixel contour of the mask;
+- ``nearest_object/edge_points`` sensor_msgs/PointCloud2 (x, y, z float32; 1 x N, dense), the
+  edge pixels reprojected with the disparity, optical frame;
+- ``nearest_object/distance`` sensor_msgs/Range: ``range`` = robust depth of the object (5th
+  percentile of its pixels' depth, metres); REP 117: +inf when nothing is in range. Range is
+  chosen over std_msgs/Float32 because it carries the header (stamp + frame) and the valid
+  interval (min_range = f*T / max_disparity, max_range = the parameter);
+- ``nearest_object/marker`` visualization_msgs/Marker: a translucent CUBE around the object's
+  3D points; a DELETE of the same ns/id when nothing is in range or the input is unusable.
+
+Nothing in range: empty mask, empty edges, an empty cloud, distance +inf, marker DELETE; never
+the previous frame's data. Unusable input (sizes that disagree, disparity without a single
+valid pixel, bad camera_info or encoding): nothing but the marker DELETE is published, the
+cause is counted and logged (throttled), the node keeps running.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import rclpy
+import rclpy.executors
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2, Range
+from std_msgs.msg import Header
+from stereo_msgs.msg import DisparityImage
+from visualization_msgs.msg import Marker
+
+from stereo_depth_ros.geometry import CameraModelError, StereoGeometry
+from stereo_depth_ros.nearest import (
+    BACKENDS,
+    NearestInputError,
+    NearestObject,
+    NearestObjectDetector,
+    SizeMismatchError,
+)
+from stereo_depth_ros.pointcloud import build_cloud
+from stereo_depth_ros.ros import conversions as conv
+from stereo_depth_ros.ros.compat import SOURCES, CvBridge, message_filters
+
+INPUTS = ("disparity", "left/image_rect", "left/camera_info")
+COUNTERS = ("processed", "found", "nothing_in_range", "dropped_busy", "size_mismatch",
+            "invalid_disparity", "bad_image", "bad_camera_info", "error")
+MARKER_NS = "nearest_object"
+_BRIDGE = CvBridge()
+
+
+def _stamp_ns(msg: Any) -> int:
+    return int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
+
+
+def geometry_from_left_info(info: CameraInfo, baseline: float, width: int, height: int) -> StereoGeometry:
+    """Left intrinsics from camera_info.P, the baseline from DisparityImage.T."""
+    p = [float(v) for v in info.p]
+    if len(p) != 12 or not p[0] > 0:
+        raise CameraModelError("left camera_info has no projection matrix P: is the camera calibrated?")
+    if info.width and info.height and (info.width, info.height) != (width, height):
+        raise CameraModelError(f"left camera_info is for {info.width}x{info.height} images but the "
+                               f"disparity is {width}x{height}")
+    return StereoGeometry(fx=p[0], fy=p[5], cx=p[2], cy=p[6], cx_right=p[2], baseline=float(baseline),
+                          width=width, height=height)
+
+
+def _mono8(mask: np.ndarray, header: Header) -> Image:
+    return _BRIDGE.cv2_to_imgmsg(np.ascontiguousarray(mask, dtype=np.uint8) * np.uint8(255), "mono8", header)
+
+
+class NearestObjectNode(Node):
+    """See the module docstring. ``**kwargs`` go to rclpy's Node (namespace, context,
+    parameter_overrides, ...)."""
+
+    def __init__(self, node_name: str = "nearest_object_node", **kwargs: Any) -> None:
+        super().__init__(node_name, **kwargs)
+        self._declare_parameters()
+        p = self._param
+        self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
+        self.last_latency_s = 0.0
+        self.latency_total_s = 0.0
+        self.last_error = ""
+        self.last_result: NearestObject | None = None
+        self._lock = threading.Lock()
+        self._log_times: dict[str, float] = {}
+        self.detector = NearestObjectDetector(
+            backend=str(p("backend")), model=str(p("model")) or None, device=str(p("device")),
+            score_threshold=float(p("score_threshold")), min_area=int(p("min_area")),
+            max_range=float(p("max_range")), band=float(p("threshold_band")))
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+        out_qos = QoSProfile(depth=max(int(p("output_depth")), 1))
+        out_qos.reliability = (ReliabilityPolicy.BEST_EFFORT if p("output_reliability") == "best_effort"
+                               else ReliabilityPolicy.RELIABLE)
+        self.pub_mask = self.create_publisher(Image, "nearest_object/mask", out_qos)
+        self.pub_edges = self.create_publisher(Image, "nearest_object/edges", out_qos)
+        self.pub_points = self.create_publisher(PointCloud2, "nearest_object/edge_points", out_qos)
+        self.pub_distance = self.create_publisher(Range, "nearest_object/distance", out_qos)
+        self.pub_marker = self.create_publisher(Marker, "nearest_object/marker", out_qos)
+        self.pub_diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+
+        in_qos = (qos_profile_sensor_data if p("input_reliability") == "best_effort"
+                  else QoSProfile(depth=max(int(p("queue_size")), 1)))
+        queue_size = int(p("queue_size"))
+        types = (DisparityImage, Image, CameraInfo)
+        self._subs = [message_filters.Subscriber(self, t, name, qos_profile=in_qos)
+                      for t, name in zip(types, INPUTS, strict=True)]
+        if p("approximate_sync"):
+            self._sync = message_filters.ApproximateTimeSynchronizer(self._subs, queue_size, float(p("slop")))
+        else:
+            self._sync = message_filters.TimeSynchronizer(self._subs, queue_size)
+        self._sync.registerCallback(self._on_set)
+
+        self._pending: tuple[Any, ...] | None = None
+        self._wake = threading.Condition()
+        self._stop = False
+        self._worker = threading.Thread(target=self._work, name=f"{node_name}_worker", daemon=True)
+        self._worker.start()
+        self._diag_timer = self.create_timer(float(p("diagnostics_period")), self._publish_diagnostics)
+        d = self.detector
+        self.get_logger().info(
+            f"backend {d.backend}" + (f" ({d.checkpoint_info.get('path')}, input "
+                                      f"{d.input_size}) on {d.device}" if d.backend == "unet" else "")
+            + f"; score_threshold {d.score_threshold}, min_area {d.min_area} px, max_range {d.max_range} m; "
+            f"message_filters: {SOURCES['message_filters']}")
+
+    # ---- parameters ----
+    def _declare_parameters(self) -> None:
+        def declare(name: str, default: Any, description: str, rng: tuple | None = None,
+                    read_only: bool = False) -> None:
+            d = ParameterDescriptor(description=description, read_only=read_only)
+            if rng is not None and isinstance(default, int) and not isinstance(default, bool):
+                d.integer_range = [IntegerRange(from_value=rng[0], to_value=rng[1], step=1)]
+            elif rng is not None and isinstance(default, float):
+                d.floating_point_range = [FloatingPointRange(from_value=rng[0], to_value=rng[1])]
+            self.declare_parameter(name, default, d)
+
+        declare("backend", "unet", f"Segmentation: {' or '.join(BACKENDS)} (classical baseline: "
+                "threshold near the maximum disparity + largest connected component)", read_only=True)
+        declare("model", "", "U-Net checkpoint path; '' = the shipped weights/nearest_unet.pt",
+                read_only=True)
+        declare("device", "auto", "Device for the U-Net: auto (cuda when available), cuda or cpu",
+                read_only=True)
+        declare("score_threshold", 0.5, "U-Net probability above which a pixel is on the object",
+                (0.01, 0.99))
+        declare("min_area", 50, "Pixels (at the input resolution) the object must cover", (1, 10_000_000))
+        declare("max_range", 20.0, "Metres: an object farther than this is 'nothing in range'",
+                (0.01, 10000.0))
+        declare("threshold_band", 0.15, "Threshold backend: relative disparity band below the "
+                "maximum disparity", (0.01, 0.9))
+        declare("max_disparity", 0.0, "Disparity normalization of the U-Net input; 0 = the "
+                "DisparityImage's max_disparity", (0.0, 100000.0))
+        declare("approximate_sync", False, "Pair inputs by approximate time (stamps within slop)",
+                read_only=True)
+        declare("queue_size", 5, "Synchronizer queue size per input", (1, 1000), read_only=True)
+        declare("slop", 0.05, "Approximate sync: largest stamp difference in a set, seconds",
+                (0.0, 10.0), read_only=True)
+        declare("frame_id", "stereo_left_optical_frame",
+                "Frame used when the disparity header has an empty frame_id")
+        declare("input_reliability", "best_effort", "Input QoS: best_effort (sensor data) or reliable",
+                read_only=True)
+        declare("output_reliability", "reliable", "Output QoS reliability: reliable or best_effort",
+                read_only=True)
+        declare("output_depth", 1, "Output QoS history depth", (1, 100), read_only=True)
+        declare("diagnostics_period", 1.0, "Seconds between /diagnostics messages", (0.05, 60.0),
+                read_only=True)
+
+    def _param(self, name: str) -> Any:
+        return self.get_parameter(name).value
+
+    def _on_set_parameters(self, params: list[Any]) -> SetParametersResult:
+        d = self.detector
+        for prm in params:
+            if prm.name == "score_threshold":
+                d.score_threshold = float(prm.value)
+            elif prm.name == "min_area":
+                d.min_area = int(prm.value)
+            elif prm.name == "max_range":
+                d.max_range = float(prm.value)
+            elif prm.name == "threshold_band":
+                d.band = float(prm.value)
+        return SetParametersResult(successful=True)
+
+    # ---- input ----
+    def _on_set(self, disparity: DisparityImage, left: Image, left_info: CameraInfo) -> None:
+        with self._wake:
+            if self._pending is not None:
+                self._count("dropped_busy", "processing is slower than the input: the newest set "
+                            "replaced one still waiting", level="warn")
+            self._pending = (disparity, left, left_info)
+            self._wake.notify()
+
+    def _work(self) -> None:
+        while True:
+            with self._wake:
+                while self._pending is None and not self._stop:
+                    self._wake.wait(0.5)
+                if self._stop:
+                    return
+                item, self._pending = self._pending, None
+            try:
+                self.process(*item)
+            except Exception as exc:  # never let the worker die
+                self._count("error", f"unexpected error: {exc!r}")
+
+    # ---- processing ----
+    def process(self, disparity_msg: DisparityImage, left: Image, left_info: CameraInfo) -> bool:
+        """One synchronized set -> outputs; True when published. Failures are counted, not raised."""
+        t0 = time.perf_counter()
+        header = conv.with_frame(disparity_msg.header, str(self._param("frame_id")))
+        try:
+            disparity = conv.disparity_from_msg(disparity_msg)
+            left_img = _BRIDGE.imgmsg_to_cv2(left, desired_encoding="passthrough")
+            if left.encoding in ("bgr8", "bgra8"):
+                left_img = np.ascontiguousarray(left_img[..., 2::-1])
+            elif left.encoding not in ("rgb8", "rgba8", "mono8"):
+                raise conv.UnsupportedEncoding(
+                    f"left image has encoding {left.encoding!r}: use mono8, rgb8, bgr8, rgba8 or bgra8")
+        except conv.ConversionError as exc:
+            return self._reject("bad_image", str(exc), header)
+        except Exception as exc:
+            return self._reject("bad_image", f"cannot read the inputs: {exc}", header)
+        h, w = disparity.shape
+        if left_img.shape[:2] != (h, w):
+            return self._reject("size_mismatch", f"left image is {left_img.shape[1]}x{left_img.shape[0]} "
+                                f"but disparity is {w}x{h}", header)
+        try:
+            geometry = geometry_from_left_info(left_info, float(disparity_msg.t), w, h)
+        except CameraModelError as exc:
+            return self._reject("bad_camera_info", f"camera_info / DisparityImage.T unusable: {exc}", header)
+        max_d = float(self._param("max_disparity")) or float(disparity_msg.max_disparity)
+        try:
+            result = self.detector.detect(left_img, disparity, geometry, max_disparity=max_d)
+        except SizeMismatchError as exc:
+            return self._reject("size_mismatch", str(exc), header)
+        except NearestInputError as exc:
+            return self._reject("invalid_disparity", str(exc), header)
+        self._publish(result, header, geometry, disparity_msg)
+        dt = time.perf_counter() - t0
+        with self._lock:
+            self.counters["processed"] += 1
+            self.counters["found" if result.found else "nothing_in_range"] += 1
+            self.last_result = result
+            self.last_latency_s = dt
+            self.latency_total_s += dt
+        return True
+
+    def _publish(self, r: NearestObject, header: Header, geometry: StereoGeometry,
+                 disparity_msg: DisparityImage) -> None:
+        self.pub_mask.publish(_mono8(r.mask, header))
+        self.pub_edges.publish(_mono8(r.edges, header))
+        pts = r.edge_points.reshape(1, -1, 3)
+        self.pub_points.publish(conv.cloud_msg(build_cloud(pts, None, organized=True), header))
+        rng = Range(header=header, radiation_type=Range.INFRARED)
+        rng.field_of_view = float(2.0 * math.atan2(geometry.width / 2.0, geometry.fx))
+        max_d = float(disparity_msg.max_disparity)
+        rng.min_range = float(geometry.focal_baseline / max_d) if max_d > 0 else 0.0
+        rng.max_range = float(self.detector.max_range)
+        rng.range = float(r.distance) if r.found else math.inf
+        self.pub_distance.publish(rng)
+        self.pub_marker.publish(self._marker(r, header))
+
+    @staticmethod
+    def _marker(r: NearestObject, header: Header) -> Marker:
+        m = Marker(header=header, ns=MARKER_NS, id=0)
+        if not r.found or r.box_center is None:
+            m.action = Marker.DELETE
+            return m
+        m.type, m.action = Marker.CUBE, Marker.ADD
+        m.pose.position.x, m.pose.position.y, m.pose.position.z = (float(v) for v in r.box_center)
+        m.pose.orientation.w = 1.0
+        m.scale.x, m.scale.y, m.scale.z = (float(v) for v in r.box_size)
+        m.color.r, m.color.g, m.color.b, m.color.a = 1.0, 0.3, 0.1, 0.5
+        return m
+
+    def _reject(self, cause: str, message: str, header: Header) -> bool:
+        """Count and log an unusable set; clear the marker so RViz shows nothing stale."""
+        self._count(cause, message)
+        try:
+            self.pub_marker.publish(Marker(header=header, ns=MARKER_NS, id=0, action=Marker.DELETE))
+        except Exception:  # publishing during shutdown
+            pass
+        return False
+
+    # ---- reporting ----
+    def _count(self, cause: str, message: str, level: str = "error") -> bool:
+        with self._lock:
+            self.counters[cause] += 1
+            count = self.counters[cause]
+            self.last_error = f"{cause}: {message}"
+            now = time.monotonic()
+            due = now - self._log_times.get(cause, -1e9) >= 2.0
+            if due:
+                self._log_times[cause] = now
+        if due:  # one call site per severity: rclpy refuses a severity change at a call site
+            text = f"{message} [{cause}: {count} so far]; frame skipped"
+            if level == "warn":
+                self.get_logger().warning(text)
+            else:
+                self.get_logger().error(text)
+        return False
+
+    def status_summary(self) -> dict[str, Any]:
+        with self._lock:
+            n = max(self.counters["processed"], 1)
+            return {"backend": self.detector.backend, "device": str(self.detector.device),
+                    "counters": dict(self.counters), "last_latency_s": self.last_latency_s,
+                    "mean_latency_s": self.latency_total_s / n, "last_error": self.last_error}
+
+    def _publish_diagnostics(self) -> None:
+        s = self.status_summary()
+        c = s["counters"]
+        problems = sum(c[k] for k in ("size_mismatch", "invalid_disparity", "bad_image",
+                                      "bad_camera_info", "error", "dropped_busy"))
+        status = DiagnosticStatus(name=f"{self.get_fully_qualified_name()}: nearest object",
+                                  hardware_id=f"{s['backend']}@{s['device']}")
+        if problems:
+            status.level = DiagnosticStatus.WARN
+            status.message = f"{c['processed']} processed, {problems} inputs skipped ({s['last_error']})"
+        else:
+            status.level = DiagnosticStatus.OK
+            status.message = f"{c['processed']} processed"
+        values = {**{k: str(v) for k, v in c.items()},
+                  "latency_ms": f"{s['last_latency_s'] * 1000:.1f}",
+                  "mean_latency_ms": f"{s['mean_latency_s'] * 1000:.1f}"}
+        status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
+        msg = DiagnosticArray(status=[status])
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.pub_diagnostics.publish(msg)
+
+    def destroy_node(self) -> None:
+        with self._wake:
+            self._stop = True
+            self._wake.notify_all()
+        if self._worker.is_alive() and threading.current_thread() is not self._worker:
+            self._worker.join(timeout=10.0)
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    from stereo_depth_ros.dds import configure_dds
+    from stereo_depth_ros.estimator import CheckpointError
+
+    configure_dds("auto")
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = NearestObjectNode()
+        rclpy.spin(node)
+    except (CheckpointError, ValueError) as exc:
+        print(f"nearest_object_node: cannot start: {exc}", file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
