@@ -226,3 +226,12 @@ def test_shipped_unet_finds_the_nearest_object(graph, scene):
     mask, edges, xyz, out = frame(graph, harness, 2_000_000_001, left, disparity)
     check_object(mask, edges, xyz, out, truth, iou_min=0.7, edge_px=2.0, edge_share=0.9, z_tol=0.05)
     assert node.status_summary()["last_latency_s"] > 0
+
+
+def test_missing_weights_is_a_clear_start_error(graph, tmp_path):
+    from stereo_depth_ros.estimator import CheckpointError
+
+    with pytest.raises(CheckpointError, match="train-nearest"):
+        NearestObjectNode(namespace="nomodel", context=graph.context,
+                          parameter_overrides=[Parameter("backend", value="unet"),
+                                               Parameter("model", value=str(tmp_path / "none.pt"))])

@@ -96,10 +96,14 @@ class NearestObjectNode(Node):
         self.last_result: NearestObject | None = None
         self._lock = threading.Lock()
         self._log_times: dict[str, float] = {}
-        self.detector = NearestObjectDetector(
-            backend=str(p("backend")), model=str(p("model")) or None, device=str(p("device")),
-            score_threshold=float(p("score_threshold")), min_area=int(p("min_area")),
-            max_range=float(p("max_range")), band=float(p("threshold_band")))
+        try:
+            self.detector = NearestObjectDetector(
+                backend=str(p("backend")), model=str(p("model")) or None, device=str(p("device")),
+                score_threshold=float(p("score_threshold")), min_area=int(p("min_area")),
+                max_range=float(p("max_range")), band=float(p("threshold_band")))
+        except Exception:  # no weights, bad checkpoint: leave no half-built node in the context
+            super().destroy_node()
+            raise
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
         out_qos = QoSProfile(depth=max(int(p("output_depth")), 1))
