@@ -130,3 +130,33 @@ def test_replay_through_the_live_depth_node_with_the_evaluator(tmp_path):
     runs, _, _ = evaluate_bag(tmp_path / "bag", [build_backend("sgbm", 48)], BagEvalOptions(), progress=False)
     assert runs[0].summary["epe"] == pytest.approx(acc["epe"], rel=1e-4)
     assert runs[0].summary["d1_all"] == pytest.approx(acc["d1_all"], rel=1e-4)
+
+
+@pytest.mark.ros
+def test_replay_and_evaluator_executables_count_drops(tmp_path):
+    """bag_replay and evaluator_node as processes: with no depth node every input is a drop."""
+    import subprocess
+    import sys
+
+    record_bag(tmp_path / "bag", frames=4, width=64, height=48, rate=20.0)
+    report_path = tmp_path / "live.json"
+    ns = ["--ros-args", "-r", "__ns:=/exe_test"]
+    evaluator = subprocess.Popen(
+        [sys.executable, "-m", "stereo_depth_ros.ros.evaluator_node", *ns, "-p", "timeout:=20.0",
+         "-p", f"report_path:={report_path}", "-p", "grace_s:=0.0", "-p", "idle_timeout:=1.0"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        replay = subprocess.run(
+            [sys.executable, "-m", "stereo_depth_ros.ros.bag_replay", str(tmp_path / "bag"),
+             "--prefix", "/exe_test", "--wait-for-subscribers", "left/image_rect", "--delay", "0.5"],
+            capture_output=True, text=True, timeout=60)
+        assert replay.returncode == 0, replay.stderr
+        assert "done: 24 messages published" in replay.stderr + replay.stdout
+        out, _ = evaluator.communicate(timeout=40)
+    finally:
+        if evaluator.poll() is None:
+            evaluator.kill()
+            evaluator.wait()
+    assert evaluator.returncode == 0, out
+    data = json.loads(report_path.read_text())
+    assert data["inputs_seen"] == 4 and data["outputs"] == 0 and data["drop_rate"] == 1.0

@@ -88,9 +88,11 @@ class EvaluatorNode(Node):
         self.expected_frames = int(declare("expected_frames", 0,
                                            "Finish after this many disparities (0 = run until stopped)"))
         self.idle_timeout = float(declare("idle_timeout", 0.0,
-                                          "Finish when no disparity came for this many seconds after the "
-                                          "first (0 = never)"))
+                                          "Finish when no input or disparity came for this many seconds "
+                                          "after the first (0 = never)"))
         self.grace_s = float(declare("grace_s", 1.0, "Inputs younger than this are not yet drops"))
+        self.timeout = float(declare("timeout", 0.0, "Finish after this many seconds in any case "
+                                     "(0 = never)"))
         if self.gt_kind not in ("disparity", "depth"):
             raise ValueError(f"gt_kind must be disparity or depth, got {self.gt_kind!r}")
 
@@ -105,7 +107,7 @@ class EvaluatorNode(Node):
         self.depth_rows: list[dict[str, Any]] = []
         self.errors: list[str] = []
         self.finished = threading.Event()
-        self._last_output = 0.0
+        self._last_activity = 0.0
 
         sensor = qos_profile_sensor_data
         self.create_subscription(Image, self.input_topic, self._on_input, sensor)
@@ -117,13 +119,16 @@ class EvaluatorNode(Node):
             self.create_subscription(Image, self.depth_topic, self._on_depth, QoSProfile(depth=10))
             if self.gt_depth_topic:
                 self.create_subscription(Image, self.gt_depth_topic, self._on_gt_depth, sensor)
-        if self.idle_timeout > 0:
-            self.create_timer(min(0.2, self.idle_timeout / 4), self._check_idle)
+        self._started = time.monotonic()
+        if self.idle_timeout > 0 or self.timeout > 0:
+            self.create_timer(0.1, self._check_idle)
 
     # ---- callbacks ----
     def _on_input(self, msg: Image) -> None:
+        now = time.monotonic()
         with self._lock:
-            self.inputs.setdefault(_stamp_ns(msg), time.monotonic())
+            self.inputs.setdefault(_stamp_ns(msg), now)
+            self._last_activity = now
 
     def _on_gt(self, msg: Image) -> None:
         try:
@@ -168,7 +173,7 @@ class EvaluatorNode(Node):
                 "latency_ms": (received - sent) * 1000.0 if sent is not None else float("nan"),
                 "stamp_latency_ms": (now_ns - stamp) / 1e6,
             }
-            self._last_output = received
+            self._last_activity = received
             gt = self.gt.pop(stamp, None)
             if gt is None and self.gt_topic:
                 self.pending[stamp] = (disparity, msg.f * msg.t, received)
@@ -224,7 +229,9 @@ class EvaluatorNode(Node):
         self.get_logger().error(message, throttle_duration_sec=2.0)
 
     def _check_idle(self) -> None:
-        if self._last_output and time.monotonic() - self._last_output > self.idle_timeout:
+        now = time.monotonic()
+        idle = self.idle_timeout > 0 and self._last_activity and now - self._last_activity > self.idle_timeout
+        if idle or (self.timeout > 0 and now - self._started > self.timeout):
             self.finished.set()
 
     # ---- report ----
