@@ -54,15 +54,16 @@ class Harness(Node):
         return cb
 
     def messages(self, stamp_ns, left, right, geometry=GEOM, encoding="rgb8", frame="cam_left_optical"):
-        def header():  # one object per message: rclpy messages share assigned sub-messages
-            h = Header(frame_id=frame)
+        def header(frame_id=frame):  # one object per message: rclpy messages share sub-messages
+            h = Header(frame_id=frame_id)
             h.stamp.sec, h.stamp.nanosec = divmod(stamp_ns, 10**9)
             return h
 
         img = {"rgb8": lambda a: a, "bgr8": lambda a: a[:, :, ::-1],
                "mono8": lambda a: a.mean(axis=2).astype(np.uint8)}
         lm = BRIDGE.cv2_to_imgmsg(np.ascontiguousarray(img[encoding](left)), encoding, header())
-        rm = BRIDGE.cv2_to_imgmsg(np.ascontiguousarray(img[encoding](right)), encoding, header())
+        rm = BRIDGE.cv2_to_imgmsg(np.ascontiguousarray(img[encoding](right)), encoding,
+                                  header("cam_right_optical"))
         li = conv.camera_info_from_geometry(geometry, header())
         ri = conv.camera_info_from_geometry(geometry, header(), right=True, frame_id="cam_right_optical")
         return {"left/image_rect": lm, "left/camera_info": li,

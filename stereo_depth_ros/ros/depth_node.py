@@ -38,12 +38,21 @@ from stereo_depth_ros.backends.sgbm import SgbmBackend, SgbmParams
 from stereo_depth_ros.geometry import CameraModelError, disparity_to_depth, reproject
 from stereo_depth_ros.pointcloud import build_cloud
 from stereo_depth_ros.ros import conversions as conv
+from stereo_depth_ros.ros import input_checks as checks
 from stereo_depth_ros.ros.compat import SOURCES, message_filters
 from stereo_depth_ros.ros.sync_monitor import SyncMonitor
 
 INPUTS = ("left/image_rect", "left/camera_info", "right/image_rect", "right/camera_info")
 COUNTERS = ("processed", "unsynchronized", "dropped_busy", "bad_encoding", "bad_image",
-            "size_mismatch", "empty_image", "bad_camera_info", "backend_error")
+            "size_mismatch", "empty_image", "bad_layout", "image_too_large", "image_too_small",
+            "bad_camera_info", "frame_mismatch", "duplicate_stamp", "out_of_order", "time_reset",
+            "input_stall", "out_of_memory", "backend_error")
+# counters that mean a synchronized set was refused (its frame produced no output)
+REFUSALS = ("dropped_busy", "bad_encoding", "bad_image", "size_mismatch", "empty_image", "bad_layout",
+            "image_too_large", "image_too_small", "bad_camera_info", "duplicate_stamp", "out_of_order",
+            "out_of_memory", "backend_error")
+# parameters whose change rebuilds the backend
+BACKEND_PARAMS = ("backend", "model", "device", "strict_device")
 STAGES = ("sync", "conversion", "model", "cloud", "publish", "total")
 
 # name -> (default, description, range) for stereo_image_proc's matcher parameters
@@ -91,6 +100,8 @@ class DepthNode(Node):
         self._log_times: dict[str, float] = {}
         self._started = time.monotonic()
         self._fps_window: list[float] = []
+        self._stamps = checks.StampGuard()
+        self._stalled_inputs: tuple[str, ...] = ()
 
         self._backend_lock = threading.Lock()
         self.backend = self._build_backend()
@@ -148,10 +159,23 @@ class DepthNode(Node):
             self.declare_parameter(name, default, d)
 
         declare("backend", "default", "Disparity backend: 'default' (the best that works here: "
-                f"currently {default_backend_name()}), 'learned' or 'sgbm'", read_only=True)
+                f"currently {default_backend_name()}), 'learned' or 'sgbm'; changeable at run time "
+                "(a backend that cannot start is rejected with the reason)")
         declare("model", "", "Checkpoint of the learned backend: path or shipped name; '' = the "
-                "shipped default", read_only=True)
-        declare("device", "auto", "Device of the learned backend: auto, cuda or cpu", read_only=True)
+                "shipped default")
+        declare("device", "auto", "Device of the learned backend: auto, cuda or cpu (cuda without "
+                "CUDA falls back to the CPU with a warning unless strict_device)")
+        declare("strict_device", False, "Fail instead of falling back to the CPU when the requested "
+                "device is not available")
+        declare("max_disparity", 0.0, "Learned backend: largest disparity reported, px (larger "
+                "become NaN); 0 = the model's range. For sgbm use disparity_range", (0.0, 4096.0))
+        declare("max_image_pixels", 16_777_216, "Refuse (count, log, skip) images with more pixels "
+                "than this, before decoding; 0 = no limit. 16 MP takes 4K, refuses 8K",
+                (0, 1_000_000_000, 1))
+        declare("reject_frame_mismatch", False, "Skip sets whose image and camera_info frame_ids "
+                "differ (else they are counted and warned about, and processed)")
+        declare("stall_timeout", 2.0, "Seconds one input may stay silent while the others arrive "
+                "before diagnostics report a stall naming it", (0.1, 3600.0))
         declare("approximate_sync", False, "Pair inputs by approximate time (stamps within slop)",
                 read_only=True)
         declare("queue_size", 5, "Synchronizer queue size per input", (1, 1000, 1), read_only=True)
@@ -188,38 +212,77 @@ class DepthNode(Node):
         options.update(overrides or {})
         return options
 
-    def _build_backend(self) -> Any:
-        requested = str(self._param("backend"))
+    def _build_backend(self, changed: dict[str, Any] | None = None) -> Any:
+        """The backend the parameters (with ``changed`` applied) ask for; BackendError if it
+        cannot start. Sets ``backend_note`` (fallbacks)."""
+        values = {n: self._param(n) for n in (*BACKEND_PARAMS, "max_disparity")}
+        values.update(changed or {})
+        requested = str(values["backend"])
         name = default_backend_name() if requested == "default" else requested
+        note = ""
         try:
-            return self._make(name)
+            backend = self._make(name, values, changed)
         except BackendError as exc:
-            if requested == "default" and name != "sgbm":
-                self.get_logger().error(f"the default backend '{name}' cannot start: {exc}; "
-                                        "falling back to sgbm")
-                self.backend_note = f" (fallback: {name} failed: {exc})"
-                return self._make("sgbm")
-            raise
+            if requested != "default" or name == "sgbm":
+                raise
+            self.get_logger().error(f"the default backend '{name}' cannot start: {exc}; "
+                                    "falling back to sgbm")
+            note = f" (fallback: {name} failed: {exc})"
+            backend = self._make("sgbm", values, changed)
+        device = str(values["device"])
+        if name != "sgbm" and device.startswith("cuda") and backend.device.type != "cuda":
+            note += f" (device {device!r} requested but CUDA is not available: running on the CPU)"
+            self.get_logger().warning(f"device {device!r} requested but CUDA is not available: the "
+                                      "learned backend runs on the CPU (set strict_device to fail instead)")
+        self.backend_note = note
+        return backend
 
-    def _make(self, name: str) -> Any:
+    def _make(self, name: str, values: dict[str, Any], changed: dict[str, Any] | None = None) -> Any:
         if name == "sgbm":
-            return make_backend("sgbm", **self._sgbm_options())
-        model = str(self._param("model")) or "default"
-        return make_backend(name, model=model, device=str(self._param("device")))
+            return make_backend("sgbm", **self._sgbm_options(changed))
+        device = str(values["device"])
+        if (bool(values["strict_device"]) and device.startswith("cuda")
+                and not torch.cuda.is_available()):
+            raise BackendError(f"device {device!r} requested but CUDA is not available, and "
+                               "strict_device forbids falling back to the CPU")
+        model = str(values["model"]) or "default"
+        return make_backend(name, model=model, device=device,
+                            max_disparity=float(values["max_disparity"]) or None)
 
     def _on_set_parameters(self, params: list[Any]) -> SetParametersResult:
-        changed = {p.name: p.value for p in params if p.name in SGBM_PARAMS}
-        if not changed:
-            return SetParametersResult(successful=True)
+        """Run-time changes take effect at the next frame, or are rejected with the reason."""
+        changed = {p.name: p.value for p in params}
+        sgbm_changed = {k: v for k, v in changed.items() if k in SGBM_PARAMS}
+        if sgbm_changed:
+            try:
+                SgbmParams(**self._sgbm_options(sgbm_changed)).validate()
+            except (BackendError, TypeError) as exc:
+                return SetParametersResult(successful=False, reason=str(exc))
         try:
-            new_params = SgbmParams(**self._sgbm_options(changed))
-            new_params.validate()
-        except (BackendError, TypeError) as exc:
-            return SetParametersResult(successful=False, reason=str(exc))
-        if isinstance(self.backend, SgbmBackend):
-            with self._backend_lock:
-                self.backend = SgbmBackend(**self._sgbm_options(changed))
+            if any(k in changed for k in BACKEND_PARAMS):
+                new = self._build_backend(changed)
+            elif "max_disparity" in changed:
+                new = self._with_max_disparity(float(changed["max_disparity"]))
+            elif sgbm_changed and isinstance(self.backend, SgbmBackend):
+                new = SgbmBackend(**self._sgbm_options(sgbm_changed))
+            else:
+                return SetParametersResult(successful=True)
+        except BackendError as exc:
+            return SetParametersResult(successful=False, reason=f"backend not changed: {exc}")
+        with self._backend_lock:
+            self.backend = new
+        self.get_logger().info(f"parameters {', '.join(sorted(changed))} applied: backend {new.name} "
+                               f"on {new.device}{self.backend_note}")
         return SetParametersResult(successful=True)
+
+    def _with_max_disparity(self, value: float) -> Any:
+        backend = self.backend
+        estimator = getattr(backend, "estimator", None)
+        if estimator is None:
+            raise BackendError(f"max_disparity applies to the learned backend; backend "
+                               f"{backend.name} searches disparity_range pixels instead")
+        return type(backend)(estimator=estimator, max_disparity=value or None,
+                             confidence_threshold=getattr(backend, "confidence_threshold", 0.0))
 
     # ---- input ----
     def _make_seen(self, index: int) -> Callable[[Any], None]:
@@ -229,6 +292,18 @@ class DepthNode(Node):
 
     def _on_set(self, left: Image, left_info: CameraInfo, right: Image, right_info: CameraInfo) -> None:
         self.monitor.matched([_stamp_ns(m) for m in (left, left_info, right, right_info)])
+        stamp = _stamp_ns(left)
+        verdict = self._stamps.check(stamp)
+        if verdict in ("duplicate", "out_of_order"):
+            last = self._stamps.last_ns or 0
+            what = "repeats" if verdict == "duplicate" else f"is {(last - stamp) / 1e6:.1f} ms older than"
+            self._count("duplicate_stamp" if verdict == "duplicate" else "out_of_order",
+                        f"stereo set stamped {stamp / 1e9:.9f} s {what} the last accepted one: its "
+                        "outputs would be stale")
+            return
+        if verdict == "reset":
+            self._count("time_reset", f"time went back to {stamp / 1e9:.9f} s (bag loop or clock "
+                        "restart): accepted, ordering starts again", level="warn", skipped=False)
         with self._wake:
             if self._pending is not None:
                 self._count("dropped_busy", "processing is slower than the input: the newest "
@@ -264,8 +339,21 @@ class DepthNode(Node):
         model, cloud, publish, total). Failures are counted and logged, never raised.
         """
         t0 = time.perf_counter()
+        with self._backend_lock:
+            backend = self.backend
+        mismatch = (checks.check_frames(left, left_info, "left")
+                    or checks.check_frames(right, right_info, "right"))
+        if mismatch:
+            if self._param("reject_frame_mismatch"):
+                return self._count("frame_mismatch", mismatch)
+            self._count("frame_mismatch", mismatch + " (processed anyway; reject_frame_mismatch "
+                        "skips such sets)", level="warn", skipped=False)
         try:
+            max_pixels = int(self._param("max_image_pixels"))
+            checks.check_image(left, "left", max_pixels)
+            checks.check_image(right, "right", max_pixels)
             left_rgb, right_rgb = conv.stereo_pair_to_rgb(left, right)
+            checks.check_minimum(left_rgb.shape[1], left_rgb.shape[0], backend)
             geometry = conv.geometry_from_camera_info(
                 left_info, right_info, left_rgb.shape[1], left_rgb.shape[0],
                 float(self._param("baseline")) or None)
@@ -275,6 +363,12 @@ class DepthNode(Node):
             return self._count("empty_image", str(exc))
         except conv.SizeMismatch as exc:
             return self._count("size_mismatch", str(exc))
+        except checks.BadLayout as exc:
+            return self._count("bad_layout", str(exc))
+        except checks.ImageTooLarge as exc:
+            return self._count("image_too_large", str(exc))
+        except checks.ImageTooSmall as exc:
+            return self._count("image_too_small", str(exc))
         except conv.ConversionError as exc:
             return self._count("bad_image", str(exc))
         except CameraModelError as exc:
@@ -282,16 +376,21 @@ class DepthNode(Node):
         header = conv.with_frame(left_info.header, str(self._param("frame_id")))
         t1 = time.perf_counter()
         try:
-            with self._backend_lock:
-                backend = self.backend
             result = backend.compute(left_rgb, right_rgb)
             if tuple(result.shift.shape) != left_rgb.shape[:2]:
                 raise BackendError(f"backend returned {tuple(result.shift.shape)} for a "
                                    f"{left_rgb.shape[:2]} image")
             if result.shift.device.type == "cuda":
                 torch.cuda.synchronize(result.shift.device)
+        except (torch.cuda.OutOfMemoryError, MemoryError) as exc:
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()  # give the failed frame's blocks back for the next one
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            return self._count("out_of_memory", f"backend {backend.name} on {backend.device} ran out of "
+                               f"memory on a {left_rgb.shape[1]}x{left_rgb.shape[0]} frame ({first}); "
+                               "lower max_image_pixels or the input size")
         except Exception as exc:
-            return self._count("backend_error", f"backend {getattr(self.backend, 'name', '?')} failed: {exc}")
+            return self._count("backend_error", f"backend {getattr(backend, 'name', '?')} failed: {exc}")
         t2 = time.perf_counter()
         lazy = bool(self._param("lazy_outputs"))
 
@@ -331,7 +430,8 @@ class DepthNode(Node):
         return True
 
     # ---- reporting ----
-    def _count(self, cause: str, message: str, level: str = "error") -> bool:
+    def _count(self, cause: str, message: str, level: str = "error", skipped: bool = True) -> bool:
+        """Count ``cause``, keep the message for diagnostics, log it at most every 2 s per cause."""
         with self._lock:
             self.counters[cause] += 1
             count = self.counters[cause]
@@ -340,13 +440,16 @@ class DepthNode(Node):
             due = now - self._log_times.get(cause, -1e9) >= 2.0
             if due:
                 self._log_times[cause] = now
-        if due:  # one call site per severity: rclpy refuses a severity change at a call site
-            text = f"{message} [{cause}: {count} so far]; frame skipped"
-            if level == "warn":
-                self.get_logger().warning(text)
-            else:
-                self.get_logger().error(text)
+        if due:
+            self._emit(level, f"{message} [{cause}: {count} so far]" + ("; frame skipped" if skipped else ""))
         return False
+
+    def _emit(self, level: str, text: str) -> None:
+        # one call site per severity: rclpy refuses a severity change at a call site
+        if level == "warn":
+            self.get_logger().warning(text)
+        else:
+            self.get_logger().error(text)
 
     def status_summary(self) -> dict[str, Any]:
         """Counters, rates and the last frame's stage timings, as plain values."""
@@ -363,6 +466,8 @@ class DepthNode(Node):
                 "inputs": {k: {"received": r, "unsynchronized": u}
                            for k, (r, u) in self.monitor.per_input().items()},
                 "synchronized_sets": self.monitor.sets, "stalled": self.monitor.stalled(),
+                "silent_inputs": self.monitor.silent_inputs(float(self._param("stall_timeout"))),
+                "in_flight": self.monitor.in_flight()[0] + int(self._pending is not None) + int(self._busy),
                 "last_timings": dict(self.last_timings), "last_error": self.last_error,
                 "mean_timings": {k: v / max(self.counters["processed"], 1)
                                  for k, v in self.timing_totals.items()},
@@ -375,7 +480,14 @@ class DepthNode(Node):
         problems = sum(v for k, v in c.items() if k != "processed")
         status = DiagnosticStatus(name=f"{self.get_fully_qualified_name()}: stereo depth",
                                   hardware_id=f"{s['backend']}@{s['device']}")
-        if s["stalled"]:
+        silent = s["silent_inputs"]
+        self._note_stall(silent)
+        if silent:
+            status.level = DiagnosticStatus.WARN
+            status.message = "input stalled, no stereo pairs: " + "; ".join(
+                f"{k} silent {'since start' if age is None else f'for {age:.1f} s'}"
+                for k, age in silent.items()) + " while the other inputs arrive"
+        elif s["stalled"]:
             status.level = DiagnosticStatus.WARN
             status.message = ("inputs arrive but none pair up: check that the four topics share "
                               "stamps, or set approximate_sync")
@@ -391,6 +503,7 @@ class DepthNode(Node):
                   "synchronized_sets": str(s["synchronized_sets"])}
         values.update({f"time_{k}_ms": f"{v * 1000:.1f}" for k, v in s["last_timings"].items()})
         values.update({f"received {k}": str(v["received"]) for k, v in s["inputs"].items()})
+        values["silent_inputs"] = ", ".join(silent)
         status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
         msg = DiagnosticArray(status=[status])
         msg.header.stamp = self.get_clock().now().to_msg()
@@ -398,6 +511,17 @@ class DepthNode(Node):
         if problems and time.monotonic() - self._log_times.get("_summary", -1e9) >= 10.0:
             self._log_times["_summary"] = time.monotonic()
             self.get_logger().info("status: " + ", ".join(f"{k}={v}" for k, v in c.items()))
+
+    def _note_stall(self, silent: dict[str, float | None]) -> None:
+        """Count each stall once when it begins, log its start and its end."""
+        names = tuple(silent)
+        if names and names != self._stalled_inputs:
+            self._count("input_stall", f"{', '.join(names)} silent for more than "
+                        f"{float(self._param('stall_timeout')):g} s while the other inputs arrive: "
+                        "no stereo pairs until it resumes", level="warn", skipped=False)
+        elif not names and self._stalled_inputs:
+            self.get_logger().info(f"{', '.join(self._stalled_inputs)} resumed: pairing again")
+        self._stalled_inputs = names
 
     def _count_stall(self, message: str) -> None:
         now = time.monotonic()

@@ -25,12 +25,14 @@ class SyncMonitor:
         self.last_set_time: float | None = None
         self.last_seen_time: float | None = None
         self.first_seen_time: float | None = None
+        self.input_seen_time: list[float | None] = [None] * len(self.names)
         self._lock = threading.Lock()
 
     def seen(self, index: int, stamp_ns: int) -> None:
         with self._lock:
             self.received[index] += 1
             self.last_seen_time = time.monotonic()
+            self.input_seen_time[index] = self.last_seen_time
             if self.first_seen_time is None:
                 self.first_seen_time = self.last_seen_time
             pending = self._pending[index]
@@ -61,6 +63,21 @@ class SyncMonitor:
                 return False
             last = self.last_set_time if self.last_set_time is not None else self.first_seen_time
             return time.monotonic() - last > after_s
+
+    def silent_inputs(self, after_s: float = 2.0) -> dict[str, float | None]:
+        """Inputs quiet for more than ``after_s`` seconds while another input is still arriving
+        (one camera stopped): name -> seconds since its last message (None: never heard)."""
+        with self._lock:
+            now = time.monotonic()
+            ages = [None if t is None else now - t for t in self.input_seen_time]
+            if not any(a is not None and a <= after_s for a in ages):
+                return {}  # everything quiet: the source stopped, not one input
+            return {n: a for n, a in zip(self.names, ages, strict=True) if a is None or a > after_s}
+
+    def in_flight(self) -> list[int]:
+        """Per input: messages received and waiting for their set (neither paired nor counted)."""
+        with self._lock:
+            return [len(p) for p in self._pending]
 
     def per_input(self) -> dict[str, tuple[int, int]]:
         """name -> (received, unsynchronized)."""
