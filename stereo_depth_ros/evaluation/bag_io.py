@@ -18,11 +18,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from stereo_depth_ros.geometry import StereoGeometry
+if TYPE_CHECKING:  # geometry imports torch; replaying a bag must not pay for that
+    from stereo_depth_ros.geometry import StereoGeometry
 
 IMAGE = "sensor_msgs/msg/Image"
 CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
@@ -143,6 +144,8 @@ def camera_info(geometry: StereoGeometry, right: bool, stamp_ns: int, frame_id: 
 def geometry_from_infos(left_info: Any, right_info: Any, baseline: float | None = None) -> StereoGeometry:
     """Stereo geometry from the two CameraInfo P matrices (baseline override for AirSim-like
     sources that leave P_right[3] at 0)."""
+    from stereo_depth_ros.geometry import StereoGeometry
+
     return StereoGeometry.from_projections(list(left_info.p), list(right_info.p), int(left_info.width),
                                            int(left_info.height), baseline)
 
