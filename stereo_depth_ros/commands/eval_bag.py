@@ -62,6 +62,9 @@ def run(args: argparse.Namespace) -> int:
     except bag_io.BagError as exc:
         print(f"stereo-depth eval-bag: {exc}", file=sys.stderr)
         return 2
+    if "gt_not_found" in info:
+        print(f"note: the bag has no ground-truth topic {info['gt_not_found']!r}; scored without "
+              "ground truth (photometric error, left-right consistency)", file=sys.stderr)
     columns = columns_for(runs)
     paths = report.write_report(args.out, f"Stereo evaluation on bag {Path(args.bag).name}", runs,
                                 {k: v for k, v in info.items() if k != "topics"} | {"topics": info["topics"]},

@@ -123,6 +123,8 @@ def evaluate_bag(path: str | Path, models: Sequence[tuple[str, StereoBackend]], 
         lr = options.left_right if options.left_right is not None else gt_topic is None
         info: dict[str, Any] = {"bag": str(path), "gt_topic": gt_topic or "none", "left_right_check": lr,
                                 "topics": {t: i.msgtype for t, i in bag.topics.items()}}
+        if options.gt_topic and gt_topic is None:
+            info["gt_not_found"] = options.gt_topic
         frames = bag_io.stereo_frames(bag, options.topics, extras, options.tolerance_ns, options.limit, stats)
         total = options.limit or bag.topics[bag.resolve(options.topics.left)].count
         if progress:
