@@ -295,3 +295,72 @@ def test_params_file_keys_are_parameters_the_nodes_declare():
                 node.destroy_node()
     finally:
         rclpy.try_shutdown(context=context)
+
+
+@pytest.mark.ros
+def test_bag_source_plays_a_recorded_bag_into_the_depth_node(tmp_path):
+    """`stereo-depth record` -> `stereo-depth replay` (with /clock) -> the bag source's wiring."""
+    import rclpy
+    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+    from stereo_msgs.msg import DisparityImage
+
+    from stereo_depth_ros.commands.record import record_bag
+
+    bag = tmp_path / "bag"
+    start_ns = 1_000_000_000_000  # recorded stamps at t = 1000 s: not wall-clock time
+    record_bag(bag, frames=4, width=320, height=240, rate=5.0, max_disparity=56.0, start_ns=start_ns)
+    prefix = f"/bag_{os.getpid()}"
+    source, specs = run_cmd.build_plan(parse(
+        "--source", "bag", "--backend", "sgbm", "--no-nearest-object", "--namespace", prefix.strip("/"),
+        "--arg", f"left_image:={prefix}/left/image_rect", "--arg", f"left_info:={prefix}/left/camera_info",
+        "--arg", f"right_image:={prefix}/right/image_rect",
+        "--arg", f"right_info:={prefix}/right/camera_info"))
+    assert specs[0].parameters["use_sim_time"] is True  # the bag source runs on the bag's clock
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    executor = MultiThreadedExecutor(num_threads=3, context=context)
+    nodes, proc = [], None
+    try:
+        nodes.append(run_cmd.make_node(specs[0], context))
+        listener = rclpy.create_node("bag_listener", context=context)
+        nodes.append(listener)
+        for n in nodes:
+            executor.add_node(n)
+        received, truths = [], {}
+        listener.create_subscription(DisparityImage, f"{prefix}/disparity", received.append, 10)
+        listener.create_subscription(Image, f"{prefix}/ground_truth/disparity",
+                                     lambda m: truths.__setitem__(_stamp(m), m), qos_profile_sensor_data)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "stereo_depth_ros.cli", "replay", str(bag), "--prefix", prefix, "--loop",
+             "--dds", "loopback", "--wait-for-subscribers", "/left/image_rect", "--wait-timeout", "30"],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        ok = _wait(executor, lambda: any(_stamp(d) in truths for d in received) or proc.poll() is not None,
+                   90.0)
+        if not any(_stamp(d) in truths for d in received):
+            proc.send_signal(signal.SIGINT)
+            output = proc.communicate(timeout=20)[0]
+            pytest.fail(f"no disparity from the replayed bag ({len(received)} disparities, "
+                        f"{len(truths)} GT); replay rc={proc.returncode}:\n{output[-3000:]}")
+        assert ok
+        msg = next(d for d in received if _stamp(d) in truths)
+        stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        assert (stamp_ns - start_ns) % 200_000_000 == 0 and 0 <= stamp_ns - start_ns < 4 * 200_000_000
+        pred, gt = _image_array(msg.image), _image_array(truths[_stamp(msg)])
+        valid = np.isfinite(pred) & (pred > msg.min_disparity)
+        assert valid.mean() > 0.25
+        assert np.median(np.abs(pred[valid] - gt[valid])) < 1.0
+    finally:
+        if proc is not None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.communicate(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+        executor.shutdown()
+        for n in nodes:
+            n.destroy_node()
+        rclpy.try_shutdown(context=context)
