@@ -205,3 +205,29 @@ def test_every_texture_kind_is_valid_and_varied():
     assert a[-1].shape[0] >= 4 and len(a) > 3
     with pytest.raises(ValueError, match="unknown texture kind"):
         textures.random_texture(rng, 64, "plaid")
+
+
+def test_shadows_darken_the_wall_consistently_in_both_views():
+    from stereo_depth_ros.data.raycast import Shape
+    from stereo_depth_ros.data.synthetic import Scene, SceneObject
+
+    rig = StereoRig.for_size(160, 120)
+    base = fronto_parallel_plane_scene(5.0, seed=2)
+    box = Shape("box", [0.0, 0.0, 3.0], np.eye(3), [0.4, 0.4, 0.4])
+    objects = [*base.objects, SceneObject(box, base.objects[0].material, 2)]
+    lit = {}
+    for shadows in (False, True):
+        scene = Scene(objects, light=np.array([0.5, -0.4, -1.0]), ambient=0.3, shadows=shadows)
+        lit[shadows] = render(scene, rig)
+    wall = lit[True].instances == 0
+    darker = (lit[True].left.astype(int).sum(-1) < 0.8 * lit[False].left.astype(int).sum(-1))
+    assert (darker & wall).sum() > 100  # a cast shadow on the wall, not on the box
+    # The shadow lands on the same surface points in both views: warping by the GT matches
+    # as well with shadows as without (resampling error only), far better than a wrong shift.
+    errs = {}
+    for shadows, s in lit.items():
+        visible = cv2.erode((~s.occlusion).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+        errs[shadows] = np.abs(_warp_right(s) - s.left).mean(-1)[visible].mean()
+        wrong = np.abs(_warp_right(s, 1.5) - s.left).mean(-1)[visible].mean()
+        assert errs[shadows] < 0.35 * wrong
+    assert errs[True] < 1.3 * errs[False] + 0.2

@@ -12,7 +12,7 @@ import numpy as np
 
 
 def _one_view(img: np.ndarray, rng: np.random.Generator, gamma: float) -> np.ndarray:
-    gain = rng.uniform(0.85, 1.15) * rng.uniform(0.97, 1.03, 3).astype(np.float32)
+    gain = rng.uniform(0.9, 1.1) * rng.uniform(0.97, 1.03, 3).astype(np.float32)
     bias = rng.uniform(-0.03, 0.03)
     out = np.clip(img * gain + bias, 0, 1) ** (gamma * rng.uniform(0.95, 1.05))
     if rng.random() < 0.35:
@@ -27,7 +27,7 @@ def apply_photometric(
     left: np.ndarray, right: np.ndarray, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
     """Independent gain/bias/gamma/blur/noise per view around a shared exposure and gamma."""
-    exposure = rng.uniform(0.7, 1.3)
+    exposure = rng.uniform(0.8, 1.15)
     gamma = rng.uniform(0.8, 1.25)
     left = _one_view(np.clip(left * exposure, 0, 1), rng, gamma)
     right = _one_view(np.clip(right * exposure, 0, 1), rng, gamma)

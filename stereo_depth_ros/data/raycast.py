@@ -74,10 +74,17 @@ def intersect(shape: Shape, origin: np.ndarray, dx: np.ndarray, dy: np.ndarray,
               dz: np.ndarray | float = 1.0) -> np.ndarray:
     """Ray parameter of the nearest hit with t > 0 for each ray; inf = miss.
 
-    Rays start at ``origin`` (3,) with direction components dx, dy, dz (arrays of one shape;
-    dz may be a scalar, e.g. 1 for camera rays). Returns float32 of that shape.
+    Rays start at ``origin``: one point (3,), or one per ray as a tuple of three component
+    arrays; direction components dx, dy, dz are arrays of one shape (any may be a scalar,
+    e.g. dz = 1 for camera rays). Returns float32 of the rays' shape.
     """
-    o = ((np.asarray(origin, np.float64) - shape.center) @ shape.rotation).astype(np.float32)
+    if isinstance(origin, tuple):  # per-ray origins, component arrays
+        c = shape.center.astype(np.float32)
+        q = [origin[k] - c[k] for k in range(3)]
+        r32 = shape.rotation.astype(np.float32)
+        o = [q[0] * r32[0, k] + q[1] * r32[1, k] + q[2] * r32[2, k] for k in range(3)]
+    else:
+        o = ((np.asarray(origin, np.float64) - shape.center) @ shape.rotation).astype(np.float32)
     kind = shape.kind
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if kind in ("plane", "quad"):
@@ -110,7 +117,7 @@ def intersect(shape: Shape, origin: np.ndarray, dx: np.ndarray, dy: np.ndarray,
             d = _rotate_in(shape, dx, dy, dz)
             a = d[0] * d[0] + d[1] * d[1] + d[2] * d[2]
             b = d[0] * o[0] + d[1] * o[1] + d[2] * o[2]
-            c = np.float32(o @ o - rr * rr)
+            c = o[0] * o[0] + o[1] * o[1] + o[2] * o[2] - rr * rr
             disc = b * b - a * c
             t = (-b - np.sqrt(np.maximum(disc, 0))) / a
             hit = (disc >= 0) & (t > 0)
@@ -119,7 +126,7 @@ def intersect(shape: Shape, origin: np.ndarray, dx: np.ndarray, dy: np.ndarray,
             d = _rotate_in(shape, dx, dy, dz)
             a = d[0] * d[0] + d[2] * d[2]
             b = d[0] * o[0] + d[2] * o[2]
-            c = np.float32(o[0] ** 2 + o[2] ** 2 - rr * rr)
+            c = o[0] * o[0] + o[2] * o[2] - rr * rr
             disc = b * b - a * c
             ts = (-b - np.sqrt(np.maximum(disc, 0))) / a
             side = (disc >= 0) & (ts > 0) & (np.abs(o[1] + ts * d[1]) <= h)
@@ -132,7 +139,8 @@ def intersect(shape: Shape, origin: np.ndarray, dx: np.ndarray, dy: np.ndarray,
                 t = np.where(ok, tc, t)
             hit = np.isfinite(t)
     t = np.where(hit, t, np.float32(np.inf))
-    return np.broadcast_to(t, np.broadcast(dx, dy).shape).astype(np.float32, copy=False)
+    shape_out = np.broadcast(dx, dy, dz, *(o if isinstance(origin, tuple) else ())).shape
+    return np.broadcast_to(t, shape_out).astype(np.float32, copy=False)
 
 
 def surface(shape: Shape, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

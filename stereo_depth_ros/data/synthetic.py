@@ -28,7 +28,7 @@ from .photometric import apply_photometric, to_uint8
 from .raycast import Shape, axis_rotation, random_rotation
 
 # Bump whenever the images or ground truth for a given seed change (on-disk caches key on it).
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 
 WALL_ID = 0
 GROUND_ID = 1
@@ -204,12 +204,20 @@ class SceneObject:
 
 @dataclass
 class Scene:
-    """Objects, a light direction (unit, towards the light) and an ambient term."""
+    """Objects and lighting: ambient + a directional light (unit vector towards it, casting
+    hard shadows when ``shadows``) + an optional unshadowed point light at ``point_light``
+    (weight ``point_weight``, brightness falling off with distance past ``point_range``).
+    All lighting depends only on the 3D point, so both views agree."""
 
     objects: list[SceneObject]
     light: np.ndarray = field(default_factory=lambda: np.array([0.3, -0.8, -0.5]))
     ambient: float = 0.5
     seed: int = 0
+    shadows: bool = True
+    point_light: np.ndarray | None = None
+    point_weight: float = 0.0
+    point_range: float = 1.0
+    exposure_target: float = 0.85  # 97th-percentile brightness after auto exposure
 
     def __post_init__(self) -> None:
         self.light = np.asarray(self.light, np.float32) / np.linalg.norm(self.light)
@@ -311,31 +319,90 @@ def _shade_rays(scene: Scene, origin: np.ndarray, dx: np.ndarray, dy: np.ndarray
     order = np.argsort(index, kind="stable")  # rays grouped by object, one pass
     counts = np.bincount(index + 1, minlength=len(scene.objects) + 1)
     z_all = z[order]
-    x_all = dx[order] * z_all + np.float32(origin[0])
-    y_all = dy[order] * z_all + np.float32(origin[1])
-    colors = np.zeros((len(order), 3), np.float32)
+    n_rays = len(order)
+    points = np.stack([dx[order] * z_all, dy[order] * z_all, z_all], 1) + origin.astype(np.float32)
+    albedo = np.zeros((n_rays, 3), np.float32)
+    normals = np.zeros((n_rays, 3), np.float32)
     start = int(counts[0])
+    first = start
     for k, obj in enumerate(scene.objects):
         stop = start + int(counts[k + 1])
         if stop == start:
             continue
         sl = slice(start, stop)
         start = stop
-        zk = z_all[sl]
-        points = np.stack([x_all[sl], y_all[sl], zk + np.float32(origin[2])], 1)
-        uv, normal = raycast.surface(obj.shape, points)
-        dist = np.sqrt(np.einsum("ij,ij->i", points, points))
-        facing = np.einsum("ij,ij->i", normal, points) / np.maximum(dist, np.float32(1e-9))
+        pts = points[sl]
+        uv, normal = raycast.surface(obj.shape, pts)
+        dist = np.sqrt(np.einsum("ij,ij->i", pts, pts))
+        facing = np.einsum("ij,ij->i", normal, pts) / np.maximum(dist, np.float32(1e-9))
         if obj.shape.kind in ("plane", "quad"):  # two-sided: shade the side the left camera sees
             normal = np.where(facing[:, None] > 0, -normal, normal)
         cos = np.abs(facing)
-        footprint = zk / np.float32(fx) / np.sqrt(np.maximum(cos, np.float32(0.05)))
-        color = obj.material.sample(uv, footprint)
-        lambert = np.maximum(normal @ scene.light, 0)
-        colors[sl] = color * (scene.ambient + (1 - scene.ambient) * lambert)[:, None]
+        footprint = z_all[sl] / np.float32(fx) / np.sqrt(np.maximum(cos, np.float32(0.05)))
+        albedo[sl] = obj.material.sample(uv, footprint)
+        normals[sl] = normal
+    hit = slice(first, n_rays)
+    shade = _lighting(scene, points[hit], normals[hit], z_all[hit])
+    colors = np.zeros((n_rays, 3), np.float32)
+    colors[hit] = albedo[hit] * shade[:, None]
     out = np.empty_like(colors)
     out[order] = colors
     return out
+
+
+def _lighting(scene: Scene, points: np.ndarray, normals: np.ndarray, z: np.ndarray
+              ) -> np.ndarray:
+    """Irradiance factor per point: ambient + shadowed directional + point light."""
+    lam = np.maximum(normals @ scene.light, np.float32(0))
+    if scene.shadows:
+        lit = np.nonzero(lam > 0)[0]
+        if len(lit):
+            # Start just off the surface so a point does not shadow itself.
+            offset = (z[lit] * np.float32(2e-4) + np.float32(1e-5))[:, None]
+            starts = points[lit] + normals[lit] * offset
+            blocked = _shadow_rays(scene, starts)
+            lam[lit[blocked]] = 0
+    direct = lam * np.float32(1 - scene.point_weight)
+    if scene.point_light is not None and scene.point_weight > 0:
+        to_light = scene.point_light.astype(np.float32) - points
+        dist = np.sqrt(np.einsum("ij,ij->i", to_light, to_light))
+        cos = np.maximum(np.einsum("ij,ij->i", normals, to_light) / np.maximum(dist, 1e-6), 0)
+        falloff = np.minimum((np.float32(scene.point_range) / np.maximum(dist, 1e-6)) ** 2, 2.0)
+        direct = direct + np.float32(scene.point_weight) * cos * falloff
+    return np.float32(scene.ambient) + np.float32(1 - scene.ambient) * direct
+
+
+def _shadow_rays(scene: Scene, starts: np.ndarray) -> np.ndarray:
+    """True where the ray from each start point towards the directional light hits anything.
+
+    Culled in light space: points are projected on the plane across the light direction and
+    only those inside an object's projected bounding square, and not in front of it (towards
+    the light), are intersected with it.
+    """
+    light = scene.light.astype(np.float64)
+    e1 = np.cross(light, [0.0, 0.0, 1.0] if abs(light[2]) < 0.9 else [1.0, 0.0, 0.0])
+    e1 /= np.linalg.norm(e1)
+    e2 = np.cross(light, e1)
+    a = starts @ e1.astype(np.float32)
+    b = starts @ e2.astype(np.float32)
+    h = starts @ light.astype(np.float32)
+    blocked = np.zeros(len(starts), bool)
+    lx, ly, lz = (np.float32(v) for v in light)
+    for obj in scene.objects:
+        shape = obj.shape
+        if shape.bounded:
+            radius = float(np.linalg.norm(shape.world_extent()))
+            c = shape.center
+            sel = np.nonzero(~blocked & (np.abs(a - c @ e1) <= radius)
+                             & (np.abs(b - c @ e2) <= radius) & (h <= c @ light + radius))[0]
+        else:
+            sel = np.nonzero(~blocked)[0]
+        if len(sel) == 0:
+            continue
+        origin = (starts[sel, 0], starts[sel, 1], starts[sel, 2])
+        t = raycast.intersect(shape, origin, lx, ly, lz)
+        blocked[sel[np.isfinite(t)]] = True
+    return blocked
 
 
 def _shade(scene: Scene, origin: np.ndarray, depth: np.ndarray, index: np.ndarray,
@@ -433,6 +500,12 @@ def render(scene: Scene, rig: StereoRig, photometric: bool = False,
     if antialias:
         _antialias_edges(scene, left_origin, index_l, left, rig)
         _antialias_edges(scene, right_origin, index_r, right, rig)
+    # Auto exposure, the same gain for both views (as a synced stereo camera has): bright
+    # parts of the left view land near the top of the range instead of the scene being dim.
+    bright = float(np.percentile(left[::4, ::4].mean(axis=2), 97))
+    gain = np.float32(np.clip(scene.exposure_target / max(bright, 1e-3), 0.5, 4.0))
+    left *= gain
+    right *= gain
     disparity = (np.float32(rig.fx * rig.baseline) / depth).astype(np.float32)
     occlusion = _occlusion(scene, depth, disparity, rig)
     ids = np.array([o.instance for o in scene.objects], np.int32)
@@ -655,7 +728,15 @@ def random_scene(rng: np.random.Generator, rig: StereoRig, max_disparity: float 
                                    instance))
         instance += 1
     light = np.array([rng.uniform(-1, 1), rng.uniform(-1.5, -0.2), rng.uniform(-1.0, 0.3)])
-    return Scene(objects, light=light, ambient=float(rng.uniform(0.25, 0.7)), seed=seed)
+    scene = Scene(objects, light=light, ambient=float(rng.uniform(0.2, 0.6)), seed=seed,
+                  shadows=bool(rng.random() < 0.8), exposure_target=float(rng.uniform(0.7, 1.0)))
+    if rng.random() < 0.6:  # a lamp somewhere above the middle of the scene
+        z_mid = fb / (0.5 * (d_wall + d_hi))
+        pos = np.array([rng.uniform(-1, 1), rng.uniform(-1, 0), rng.uniform(0, 1)]) * z_mid
+        scene.point_light = pos
+        scene.point_weight = float(rng.uniform(0.2, 0.7))
+        scene.point_range = float(np.linalg.norm(pos - np.array([0, 0, z_mid])))
+    return scene
 
 
 def render_random(seed: int, rig: StereoRig | None = None, max_disparity: float = 128.0,
@@ -736,7 +817,10 @@ class SceneSequence:
                 rot = axis_rotation(motion.spin_axis, motion.spin * t) @ r0 if motion.spin else r0
                 shape = obj.shape.moved(c0 + offset, rot)
             objects.append(SceneObject(shape, obj.material, obj.instance))
-        return Scene(objects, light=self.scene.light, ambient=self.scene.ambient, seed=self.seed)
+        return Scene(objects, light=self.scene.light, ambient=self.scene.ambient, seed=self.seed,
+                     shadows=self.scene.shadows, point_light=self.scene.point_light,
+                     point_weight=self.scene.point_weight, point_range=self.scene.point_range,
+                     exposure_target=self.scene.exposure_target)
 
     def frame(self, index: int) -> StereoSample:
         rng = np.random.default_rng([self.seed, 3, int(index)])
