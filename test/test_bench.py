@@ -11,7 +11,7 @@ from stereo_depth_ros.evaluation.bench import parse_sizes
 def test_bench_prints_model_and_cloud_tables_and_targets(tmp_path, capsys):
     out = tmp_path / "bench.json"
     rc = main(["bench", "--sizes", "64x48", "--backends", "sgbm,learned", "--repeats", "1", "--warmup", "0",
-               "--no-node", "--threads", "1", "--json", str(out)])
+               "--no-node", "--threads", "1", "--json", str(out), "--markdown", str(tmp_path / "b.md")])
     assert rc == 0
     printed = capsys.readouterr().out
     assert "Model latency" in printed and "PointCloud2" in printed and "Targets (issue 4)" in printed
@@ -23,6 +23,8 @@ def test_bench_prints_model_and_cloud_tables_and_targets(tmp_path, capsys):
         assert row["median_ms"] > 0 and row["sgbm_ms"] > 0 and row["size"] == "64x48"
         assert row["peak_mem_mb"] is not None and row["mem_kind"]
     assert data["clouds"]["64x48"]["identical"] is True
+    md = (tmp_path / "b.md").read_text()
+    assert md.startswith("### ") and "| sgbm | 64x48 |" in md and "Targets (issue 4)" in md
 
 
 @pytest.mark.ros

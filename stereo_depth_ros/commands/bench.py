@@ -24,6 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="skip the depth-node stage timings (no rclpy)")
     parser.add_argument("--no-cloud", action="store_true", help="skip the PointCloud2 comparison")
     parser.add_argument("--json", default=None, help="also write the figures as JSON here")
+    parser.add_argument("--markdown", default=None, help="also write the run as a Markdown section here")
     parser.add_argument("--dds", choices=("auto", "loopback", "system"), default="auto")
 
 
@@ -33,7 +34,14 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from stereo_depth_ros.dds import configure_dds
-    from stereo_depth_ros.evaluation.bench import format_report, parse_sizes, run_bench, tables, targets
+    from stereo_depth_ros.evaluation.bench import (
+        format_markdown,
+        format_report,
+        parse_sizes,
+        run_bench,
+        tables,
+        targets,
+    )
     from stereo_depth_ros.evaluation.report import write_json
 
     try:
@@ -56,6 +64,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"stereo-depth bench: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
     print(format_report(rep))
+    if args.markdown:
+        from pathlib import Path
+
+        command = (f"stereo-depth bench --sizes {args.sizes} --backends {args.backends} "
+                   f"--device {args.device} --repeats {args.repeats} --warmup {args.warmup}")
+        Path(args.markdown).write_text(format_markdown(rep, command))
     if args.json:
         write_json(args.json, {"environment": rep.environment, "rows": rep.rows, "clouds": rep.clouds,
                                "notes": rep.notes, "tables": tables(rep), "targets": targets(rep)})

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from stereo_depth_ros.evaluation.report import text_table
+from stereo_depth_ros.evaluation.report import markdown_table, text_table
 
 TARGETS = {
     "fast_gpu_ms": 4.0,       # fast model, 640x480, fp16, H100-class GPU
@@ -466,3 +466,43 @@ def format_report(rep: BenchReport) -> str:
     if rep.notes:
         lines += ["", "Notes"] + [f"  {n}" for n in rep.notes]
     return "\n".join(lines)
+
+
+def cpu_model() -> str:
+    """The CPU as lscpu/cpuinfo names it (for the record of a run)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or "unknown CPU"
+
+
+def format_markdown(rep: BenchReport, command: str = "stereo-depth bench") -> str:
+    """The run as a Markdown section (for docs/benchmarks.md)."""
+    t = tables(rep)
+    env = rep.environment
+    hw = f"{cpu_model()}, {env.get('cpus')} CPUs" + (f", GPU {env['gpu']}" if env.get("gpu") else ", no GPU")
+    lines = [f"### {env.get('date')}: {hw}", "",
+             f"`{command}`; torch {env.get('torch')} ({env.get('torch_threads')} threads)"
+             + (f"; load average {env['load_before']} when it started" if "load_before" in env else "") + ".",
+             "", "Model latency (`backend.compute`, after warm-up). Peak memory: "
+             + "; ".join(sorted({r.mem_kind for r in rep.rows})) + ".", "",
+             markdown_table(*t["model"]), ""]
+    if t["node"][1]:
+        lines += ["Depth node stages, ms (median; real node over in-process DDS with subscribers on "
+                  "disparity, depth and points2; overhead = total - model):", "",
+                  markdown_table(*t["node"]), ""]
+    if t["cloud"][1]:
+        lines += ["PointCloud2 payload (xyz+rgb, organized), `build_cloud` vs the per-point Python "
+                  "reference:",
+                  "", markdown_table(*t["cloud"]), ""]
+    lines += ["Targets (issue 4):", ""]
+    lines += [f"- {name}: **{measured}** -> {verdict}" for name, measured, verdict in targets(rep)]
+    if rep.notes:
+        lines += ["", "Notes:", ""] + [f"- {n}" for n in rep.notes]
+    return "\n".join(lines) + "\n"
