@@ -28,7 +28,7 @@ from .photometric import apply_photometric, to_uint8
 from .raycast import Shape, axis_rotation, random_rotation
 
 # Bump whenever the images or ground truth for a given seed change (on-disk caches key on it).
-GENERATOR_VERSION = 4
+GENERATOR_VERSION = 5
 
 WALL_ID = 0
 GROUND_ID = 1
@@ -141,7 +141,7 @@ class Material:
         if self.detail is not None and self.detail_strength > 0:
             dt = tpm * np.float32(self.detail_scale)
             fine = _sample_mipmapped(self.detail, (uv * np.float32(1.37) + self.offset[::-1]) * dt,
-                                     footprint_m * dt, None)[:, :1] * np.float32(1 / 255)
+                                     footprint_m * dt, None) * np.float32(1 / 255)
             color = color * (1 + np.float32(2 * self.detail_strength) * (fine - np.float32(0.5)))
         return np.clip(color, 0, 1) * self.tint
 
@@ -162,7 +162,7 @@ def _sample_mipmapped(levels: list[np.ndarray], q: np.ndarray, texels_per_pixel:
     level = np.clip(level, 0, len(levels) - 1).astype(np.float32)
     base = np.minimum(np.floor(level).astype(np.int64), len(levels) - 1)
     frac = (level - base)[:, None]
-    out = np.empty((len(q), levels[0].shape[2]), np.float32)
+    out = np.empty((len(q), _channels(levels[0])), np.float32)
     present = np.nonzero(np.bincount(base, minlength=len(levels)))[0]
     for lvl in present:
         sel = np.nonzero(base == lvl)[0] if len(present) > 1 else slice(None)
@@ -192,7 +192,11 @@ def _bilinear(tex: np.ndarray, q: np.ndarray) -> np.ndarray:
     grid[:n, 1] = np.mod(q[:, 1], np.float32(2 * h)) - np.float32(0.5)
     out = cv2.remap(tex, grid.reshape(rows, cols, 2), None, cv2.INTER_LINEAR,
                     borderMode=cv2.BORDER_REFLECT)
-    return out.reshape(-1, tex.shape[2])[:n]
+    return out.reshape(-1, _channels(tex))[:n]
+
+
+def _channels(tex: np.ndarray) -> int:
+    return tex.shape[2] if tex.ndim == 3 else 1
 
 
 @dataclass
@@ -566,7 +570,7 @@ def _material(rng: np.random.Generator, fx: float, depth: float, size: int = 256
     if small:
         mat.fixed_level = float(max(0.0, math.log2(tpm * depth / fx)))
     if rng.random() < 0.7:
-        mat.detail = textures.bank_texture(int(rng.integers(1 << 30)), 256)
+        mat.detail = textures.bank_detail(int(rng.integers(1 << 30)))
         mat.detail_scale = float(rng.uniform(4, 16))
         mat.detail_strength = float(rng.uniform(0.05, 0.35))
     return mat

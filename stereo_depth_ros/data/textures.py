@@ -285,6 +285,7 @@ def mip_pyramid(texture: Texture, min_size: int = 4) -> list[np.ndarray]:
 BANK_SEED = 20261123
 BANK_SIZES = {256: 160, 512: 32}  # texture size -> number of entries (uint8, ~75 MB in all)
 _BANK: dict[tuple[int, int], list[np.ndarray]] = {}
+_DETAIL_BANK: dict[int, list[np.ndarray]] = {}
 
 
 def bank_texture(index: int, size: int = 256) -> list[np.ndarray]:
@@ -297,4 +298,18 @@ def bank_texture(index: int, size: int = 256) -> list[np.ndarray]:
         img = random_texture(rng, size)
         levels = mip_pyramid((img * 255 + 0.5).astype(np.uint8))
         _BANK[key] = levels
+    return levels
+
+
+def bank_detail(index: int) -> list[np.ndarray]:
+    """Grey (2-D uint8) mip pyramid of bank entry ``index`` at 256, contrast-normalised: the
+    fine detail layer of materials."""
+    key = int(index) % BANK_SIZES[256]
+    levels = _DETAIL_BANK.get(key)
+    if levels is None:
+        grey = bank_texture(key, 256)[0].mean(axis=2)
+        lo, hi = np.percentile(grey, (2, 98))
+        grey = np.clip((grey - lo) / max(hi - lo, 1.0), 0, 1)
+        levels = mip_pyramid((grey * 255 + 0.5).astype(np.uint8))
+        _DETAIL_BANK[key] = levels
     return levels
