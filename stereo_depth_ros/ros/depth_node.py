@@ -209,7 +209,7 @@ class DepthNode(Node):
 
     def _sgbm_options(self, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         options = {name: self._param(name) for name in SGBM_PARAMS}
-        options.update(overrides or {})
+        options.update({k: v for k, v in (overrides or {}).items() if k in SGBM_PARAMS})
         return options
 
     def _build_backend(self, changed: dict[str, Any] | None = None) -> Any:
