@@ -1,0 +1,383 @@
+"""Config-driven supervised training of the stereo networks.
+
+A run writes into ``out_dir``: ``last.pt`` (resumable: weights + optimizer + scheduler,
+saved every ``ckpt_every`` steps and at the end, atomically), ``final.pt`` (weights and
+metadata only, to ship), ``train_log.csv`` (step, losses, lr, speed) and ``val_log.csv``
+(validation metrics per epoch). Validation runs on held-out synthetic seeds and on the real
+pairs of ``data.val.real`` (validation only, never trained on).
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import math
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from torch.utils.data import DataLoader
+
+from stereo_depth_ros.estimator import load_checkpoint, make_checkpoint, save_checkpoint, select_device
+from stereo_depth_ros.evaluation.metrics import aggregate, stereo_metrics
+from stereo_depth_ros.models.registry import build_model
+from stereo_depth_ros.training import losses
+from stereo_depth_ros.training.data import (
+    AugmentConfig,
+    SyntheticConfig,
+    SyntheticStereoDataset,
+    ValidationScenes,
+    load_real_pairs,
+)
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+
+DEFAULTS: dict[str, Any] = {
+    "arch": "fast",
+    "model": {},
+    "data": {
+        "train": {},
+        "augment": {},
+        "val": {"synthetic": {"seed_start": 1_000_000, "scenes": 8}, "real": None, "max_real": 4},
+    },
+    "train": {
+        "steps": 1000,
+        "batch_size": 4,
+        "lr": 1e-3,
+        "weight_decay": 1e-4,
+        "schedule": "onecycle",  # onecycle | cosine | constant
+        "warmup": 0.05,
+        "grad_clip": 5.0,
+        "seed": 0,
+        "num_threads": 2,
+        "num_workers": 0,
+        "val_every": 500,  # steps per "epoch": validation + a kept checkpoint
+        "ckpt_every": 100,
+        "log_every": 10,
+        "loss": "auto",  # auto: fast -> smooth L1 + confidence, dispnet -> scheduled multi-scale EPE
+        "conf_weight": 0.1,
+    },
+}
+
+
+class TrainingError(RuntimeError):
+    """A training configuration or run that cannot proceed; the message says why."""
+
+
+def _merge(base: dict, override: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in (override or {}).items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def resolve_config_path(name_or_path: str | Path) -> Path:
+    """A YAML path, or the name of a shipped config (``fast_default`` -> configs/fast_default.yaml)."""
+    p = Path(name_or_path)
+    if p.is_file():
+        return p
+    shipped = CONFIG_DIR / (p.name if p.suffix else f"{p.name}.yaml")
+    if shipped.is_file():
+        return shipped
+    available = ", ".join(sorted(x.stem for x in CONFIG_DIR.glob("*.yaml")))
+    raise TrainingError(f"training config {name_or_path} not found (shipped configs: {available})")
+
+
+def load_config(name_or_path: str | Path | dict) -> dict[str, Any]:
+    if isinstance(name_or_path, dict):
+        raw = name_or_path
+    else:
+        path = resolve_config_path(name_or_path)
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise TrainingError(f"{path}: invalid YAML: {exc}") from None
+        if not isinstance(raw, dict):
+            raise TrainingError(f"{path}: a training config must be a mapping")
+    unknown = set(raw) - set(DEFAULTS) - {"description"}
+    if unknown:
+        raise TrainingError(f"unknown top-level config key(s): {', '.join(sorted(unknown))}")
+    cfg = _merge(DEFAULTS, raw)
+    unknown = set(cfg["train"]) - set(DEFAULTS["train"])
+    if unknown:
+        raise TrainingError(f"unknown train option(s): {', '.join(sorted(unknown))}")
+    return cfg
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _make_scheduler(opt: torch.optim.Optimizer, tc: dict, total: int):
+    kind = tc["schedule"]
+    if kind == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=tc["lr"], total_steps=max(total, 2), pct_start=tc["warmup"], anneal_strategy="cos"
+        )
+    if kind == "cosine":
+        warm = max(1, int(tc["warmup"] * total))
+
+        def f(step: int) -> float:
+            if step < warm:
+                return (step + 1) / warm
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
+
+        return torch.optim.lr_scheduler.LambdaLR(opt, f)
+    if kind == "constant":
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+    raise TrainingError(f"unknown schedule {kind!r}: use onecycle, cosine or constant")
+
+
+def compute_loss(
+    arch: str, out: dict, gt: torch.Tensor, step: int, total: int, tc: dict, max_disp: float
+) -> tuple[torch.Tensor, dict[str, float]]:
+    kind = tc["loss"]
+    if kind == "auto":
+        kind = {"fast": "fast", "dispnet": "dispnet", "dispnetc": "dispnet"}.get(arch, "epe")
+    if kind == "fast":
+        return losses.fast_loss(out, gt, max_disp, tc["conf_weight"])
+    if kind == "dispnet":
+        w = losses.dispnet_weights(step, total, len(out["predictions"]))
+        loss = losses.multiscale_epe(out["predictions"], gt, w, max_disp)
+        return loss, {"epe_weighted": float(loss.detach())}
+    if kind == "epe":
+        loss = losses.multiscale_epe(out["predictions"], gt, [1.0] * len(out["predictions"]), max_disp)
+        return loss, {"epe": float(loss.detach())}
+    raise TrainingError(f"unknown loss {kind!r}: use auto, fast, dispnet or epe")
+
+
+@torch.no_grad()
+def evaluate_model(
+    model: torch.nn.Module, pairs, device: torch.device, max_disparity: float | None = None
+) -> dict[str, float]:
+    """Pixel-weighted stereo metrics of ``model`` over (left, right, disparity) samples."""
+    was_training = model.training
+    model.eval()
+    frames = []
+    for i in range(len(pairs)):
+        s = pairs[i]
+        left, right, gt = s["left"], s["right"], s["disparity"]
+        if isinstance(left, np.ndarray):
+            left = torch.from_numpy(left.astype(np.float32) / 255.0).permute(2, 0, 1)
+            right = torch.from_numpy(right.astype(np.float32) / 255.0).permute(2, 0, 1)
+            gt = torch.from_numpy(np.asarray(gt, np.float32))
+        pred = model(left[None].to(device), right[None].to(device))["disparity"][0].float().cpu()
+        gt = gt.clone()
+        if max_disparity is not None:
+            gt[gt > max_disparity] = float("nan")
+        frames.append(stereo_metrics(pred, gt))
+    model.train(was_training)
+    return aggregate(frames)
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    steps: int
+    final_checkpoint: Path
+    metrics: dict[str, Any]
+
+
+class Trainer:
+    def __init__(
+        self, config: dict[str, Any], out_dir: str | Path, device: str = "auto", command: str | None = None
+    ) -> None:
+        self.cfg = config
+        self.out_dir = Path(out_dir)
+        self.device = select_device(device)
+        self.command = command or " ".join(sys.argv)
+        self.tc = config["train"]
+        self.arch = config["arch"]
+        self.train_synth = SyntheticConfig.from_dict(config["data"]["train"])
+        self.augment = AugmentConfig.from_dict(config["data"]["augment"])
+        val = config["data"]["val"] or {}
+        self.val_synth = SyntheticConfig.from_dict(val["synthetic"]) if val.get("synthetic") else None
+        if (
+            self.val_synth
+            and self.val_synth.seed_start < self.train_synth.seed_start + self.train_synth.scenes
+            and (self.val_synth.seed_start + self.val_synth.scenes > self.train_synth.seed_start)
+        ):
+            raise TrainingError("validation seeds overlap the training seeds; use a separate seed range")
+        self.real_root = val.get("real")
+        self.max_real = int(val.get("max_real") or 0)
+
+    def training_data_description(self) -> str:
+        desc = self.train_synth.describe() + f"; augmentation {self.augment}"
+        if self.real_root:
+            desc += f"; real pairs under {self.real_root} used for validation only"
+        return desc
+
+    def _validate(self, model: torch.nn.Module) -> dict[str, float]:
+        max_d = float(getattr(model, "max_disparity", 0)) or None
+        metrics: dict[str, float] = {}
+        if self.val_synth is not None:
+            for k, v in evaluate_model(model, ValidationScenes(self.val_synth), self.device, max_d).items():
+                metrics[f"synthetic_{k}"] = v
+        if self.real_root:
+            pairs = load_real_pairs(self.real_root)[: self.max_real or None]
+            if pairs:
+                for k, v in evaluate_model(model, pairs, self.device, max_d).items():
+                    metrics[f"real_{k}"] = v
+        return metrics
+
+    def run(
+        self,
+        steps: int | None = None,
+        resume: bool = False,
+        progress: bool = True,
+        stop_at: int | None = None,
+    ) -> TrainResult:
+        """Train to ``steps`` (default: the config's); ``stop_at`` ends early (as an interruption would)."""
+        tc = self.tc
+        total = int(steps if steps is not None else tc["steps"])
+        if total <= 0:
+            raise TrainingError(f"steps must be positive, got {total}")
+        torch.set_num_threads(int(tc["num_threads"]))
+        seed_everything(int(tc["seed"]))
+        model = build_model(self.arch, **self.cfg["model"]).to(self.device)
+        max_disp = float(getattr(model, "max_disparity", 0)) or None
+        opt = torch.optim.AdamW(model.parameters(), lr=tc["lr"], weight_decay=tc["weight_decay"])
+        sched = _make_scheduler(opt, tc, total)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        last = self.out_dir / "last.pt"
+        start = 0
+        history: list[dict[str, Any]] = []
+        if resume and last.is_file():
+            ckpt = load_checkpoint(last)
+            ts = ckpt.get("train_state") or {}
+            if ckpt["arch"] != self.arch or ckpt["config"] != self.cfg["model"]:
+                raise TrainingError(f"{last} was trained with a different model; use another --out")
+            if ts.get("total_steps") != total:
+                raise TrainingError(
+                    f"{last} belongs to a {ts.get('total_steps')}-step run; resume with the same --steps"
+                )
+            model.load_state_dict(ckpt["state_dict"])
+            opt.load_state_dict(ckpt["optimizer"])
+            sched.load_state_dict(ckpt["scheduler"])
+            start = int(ckpt["meta"]["steps"])
+            history = list(ts.get("history", []))
+            print(f"resuming {last} at step {start}/{total}", flush=True)
+        elif resume:
+            print(f"nothing to resume in {self.out_dir}: starting from scratch", flush=True)
+
+        batch = int(tc["batch_size"])
+        dataset = SyntheticStereoDataset(
+            self.train_synth, self.augment, int(tc["seed"]), length=total * batch
+        )
+        loader = DataLoader(
+            dataset,
+            batch_size=batch,
+            sampler=range(start * batch, total * batch),
+            num_workers=int(tc["num_workers"]),
+            persistent_workers=int(tc["num_workers"]) > 0,
+            pin_memory=self.device.type == "cuda",
+        )
+        train_csv = self.out_dir / "train_log.csv"
+        val_csv = self.out_dir / "val_log.csv"
+        metrics: dict[str, Any] = history[-1]["metrics"] if history else {}
+
+        def checkpoint(step: int, with_optimizer: bool) -> dict[str, Any]:
+            meta = {
+                "steps": step,
+                "total_steps": total,
+                "metrics": metrics,
+                "command": self.command,
+                "training_data": self.training_data_description(),
+                "train_config": self.cfg,
+                "device": str(self.device),
+            }
+            extra: dict[str, Any] = {}
+            if with_optimizer:
+                extra = {
+                    "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(),
+                    "train_state": {"total_steps": total, "history": history},
+                }
+            return make_checkpoint(model, self.arch, self.cfg["model"], meta, **extra)
+
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(
+                total=total, initial=start, desc=f"train {self.arch}", dynamic_ncols=True, mininterval=5
+            )
+        model.train()
+        step = start
+        t_last = time.perf_counter()
+        with open(train_csv, "a", newline="") as fcsv:
+            writer = csv.writer(fcsv)
+            if start == 0:
+                writer.writerow(["step", "loss", "parts", "lr", "sec_per_step", "time"])
+            for sample in loader:
+                left = sample["left"].to(self.device, non_blocking=True)
+                right = sample["right"].to(self.device, non_blocking=True)
+                gt = sample["disparity"].to(self.device, non_blocking=True)
+                out = model(left, right)
+                loss, parts = compute_loss(self.arch, out, gt, step, total, tc, max_disp or 1e9)
+                if not torch.isfinite(loss):
+                    raise TrainingError(f"loss became {float(loss)} at step {step}; lower the learning rate")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if tc["grad_clip"]:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), tc["grad_clip"])
+                opt.step()
+                sched.step()
+                step += 1
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
+                if step % tc["log_every"] == 0 or step == total:
+                    now = time.perf_counter()
+                    n = tc["log_every"] if step % tc["log_every"] == 0 else (step % tc["log_every"])
+                    writer.writerow(
+                        [
+                            step,
+                            f"{float(loss.detach()):.5f}",
+                            parts,
+                            f"{sched.get_last_lr()[0]:.3e}",
+                            f"{(now - t_last) / max(n, 1):.3f}",
+                            time.strftime("%H:%M:%S"),
+                        ]
+                    )
+                    fcsv.flush()
+                    t_last = now
+                if step % tc["val_every"] == 0 or step == total:
+                    metrics = self._validate(model)
+                    history.append({"step": step, "metrics": metrics})
+                    _append_val(val_csv, step, metrics)
+                    save_checkpoint(checkpoint(step, False), self.out_dir / f"step_{step:06d}.pt")
+                    if bar is not None:
+                        shown = {k: round(v, 3) for k, v in metrics.items() if k.endswith(("epe", "bad3"))}
+                        bar.write(f"step {step}: {shown}")
+                if step % tc["ckpt_every"] == 0 or step == total or step == stop_at:
+                    save_checkpoint(checkpoint(step, True), last)
+                if step == stop_at:
+                    break
+        if bar is not None:
+            bar.close()
+        final = save_checkpoint(checkpoint(step, False), self.out_dir / "final.pt")
+        return TrainResult(self.out_dir, step, final, metrics)
+
+
+def _append_val(path: Path, step: int, metrics: dict[str, float]) -> None:
+    new = not path.is_file()
+    with open(path, "a", newline="") as f:
+        w = csv.writer(f)
+        keys = sorted(metrics)
+        if new:
+            w.writerow(["step", *keys])
+        w.writerow(
+            [step, *[f"{metrics[k]:.5f}" if isinstance(metrics[k], float) else metrics[k] for k in keys]]
+        )
