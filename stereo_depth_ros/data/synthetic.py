@@ -28,7 +28,7 @@ from .photometric import apply_photometric, to_uint8
 from .raycast import Shape, axis_rotation, random_rotation
 
 # Bump whenever the images or ground truth for a given seed change (on-disk caches key on it).
-GENERATOR_VERSION = 5
+GENERATOR_VERSION = 6
 
 WALL_ID = 0
 GROUND_ID = 1
@@ -704,6 +704,64 @@ def _random_object(rng: np.random.Generator, rig: StereoRig, z_near: float, d_lo
     return shape
 
 
+def _random_compound(rng: np.random.Generator, rig: StereoRig, z_near: float, d_lo: float,
+                     d_hi: float) -> list[Shape]:
+    """A rigid object made of several parts: a fence or grille of slats, a frame (a hole
+    showing what is behind), or a table on legs. Parts share one instance id."""
+    fb = rig.fx * rig.baseline
+    z = fb / (d_lo + (d_hi - d_lo) * rng.random() ** 1.2)
+    size = math.exp(rng.uniform(math.log(0.08), math.log(0.35))) * rig.width / rig.fx * z
+    px = z / rig.fx  # metres per pixel at this depth
+    kind = rng.choice(["fence", "frame", "table"], p=[0.45, 0.3, 0.25])
+    parts: list[tuple[str, np.ndarray, np.ndarray]] = []  # (kind, local centre, half)
+    if kind == "fence":
+        n = int(rng.integers(3, 12))
+        pitch = 2 * size / n
+        w = max(pitch * rng.uniform(0.1, 0.45), 0.7 * px)
+        height = size * rng.uniform(0.5, 1.2)
+        round_bars = rng.random() < 0.4
+        for i in range(n):
+            x = -size + pitch * (i + 0.5)
+            parts.append(("cylinder" if round_bars else "box", np.array([x, 0, 0]),
+                          np.array([w / 2, height, w / 2 * (1 if round_bars else rng.uniform(1, 3))])))
+        for _ in range(int(rng.integers(0, 3))):  # horizontal rails
+            y = rng.uniform(-0.8, 0.8) * height
+            parts.append(("box", np.array([0, y, w]), np.array([size, w / 2, w / 2])))
+    elif kind == "frame":
+        w = max(size * rng.uniform(0.04, 0.2), 0.7 * px)
+        height = size * rng.uniform(0.5, 1.3)
+        depth = w * rng.uniform(0.5, 2)
+        parts += [("box", np.array([0, -height + w, 0]), np.array([size, w, depth])),
+                  ("box", np.array([0, height - w, 0]), np.array([size, w, depth])),
+                  ("box", np.array([-size + w, 0, 0]), np.array([w, height, depth])),
+                  ("box", np.array([size - w, 0, 0]), np.array([w, height, depth]))]
+        if rng.random() < 0.5:  # a cross bar (window)
+            parts.append(("box", np.array([0, 0, 0]), np.array([w * 0.7, height, depth * 0.8])))
+    else:
+        top = max(size * rng.uniform(0.03, 0.1), 0.7 * px)
+        deep = size * rng.uniform(0.4, 1.0)
+        leg_h = size * rng.uniform(0.4, 0.9)
+        leg_r = max(size * rng.uniform(0.02, 0.06), 0.6 * px)
+        parts.append(("box", np.array([0, -leg_h - top, 0]), np.array([size, top, deep])))
+        for sx in (-1, 1):
+            for sz in (-1, 1):
+                parts.append(("cylinder", np.array([sx * (size - 2 * leg_r), 0, sz * (deep - 2 * leg_r)]),
+                              np.array([leg_r, leg_h, leg_r])))
+    yaw = rng.normal(0, 0.6) if kind != "table" else rng.uniform(-math.pi, math.pi)
+    rot = (axis_rotation(np.array([0, 1.0, 0]), yaw)
+           @ axis_rotation(np.array([1.0, 0, 0]), rng.normal(0, 0.1 if kind != "table" else 0.3))
+           @ axis_rotation(np.array([0, 0, 1.0]), rng.normal(0, 0.08)))
+    u = rng.uniform(0.0, 1.0) * rig.width
+    v = rng.uniform(0.0, 1.0) * rig.height
+    ray = np.array([(u - rig.cx) / rig.fx, (v - rig.cy) / rig.fy, 1.0])
+    shapes = [Shape(k, rot @ c, rot, h) for k, c, h in parts]
+    nearest = min(float(sh.center[2] - sh.world_extent()[2]) for sh in shapes)
+    z = max(z, z_near * 1.01 - nearest)
+    for sh in shapes:
+        sh.center = sh.center + ray * z
+    return shapes
+
+
 def random_scene(rng: np.random.Generator, rig: StereoRig, max_disparity: float = 128.0,
                  seed: int = 0) -> Scene:
     """A random cluttered scene whose disparities in ``rig`` lie in (0, max_disparity]."""
@@ -726,10 +784,16 @@ def random_scene(rng: np.random.Generator, rig: StereoRig, max_disparity: float 
     instance = FIRST_OBJECT_ID
     for i in range(count + thin_count):
         thin = i >= count
-        shape = _random_object(rng, rig, z_near, d_wall * 1.05, d_hi, thin)
-        depth = float(shape.center[2])
-        objects.append(SceneObject(shape, _material(rng, rig.fx, depth, 256, small=True),
-                                   instance))
+        if not thin and rng.random() < 0.15:
+            parts = _random_compound(rng, rig, z_near, d_wall * 1.05, d_hi)
+            depth = float(np.mean([p.center[2] for p in parts]))
+            material = _material(rng, rig.fx, depth, 256, small=True)
+            objects += [SceneObject(p, material, instance) for p in parts]
+        else:
+            shape = _random_object(rng, rig, z_near, d_wall * 1.05, d_hi, thin)
+            depth = float(shape.center[2])
+            objects.append(SceneObject(shape, _material(rng, rig.fx, depth, 256, small=True),
+                                       instance))
         instance += 1
     light = np.array([rng.uniform(-1, 1), rng.uniform(-1.5, -0.2), rng.uniform(-1.0, 0.3)])
     scene = Scene(objects, light=light, ambient=float(rng.uniform(0.2, 0.6)), seed=seed,
@@ -782,26 +846,38 @@ class SceneSequence:
         z_near = fb / self.max_disparity * 1.001
         self._camera_period = rng.uniform(150, 400)
         self._camera_amp = rng.uniform(0.0, 0.15)  # fraction of the slack each object allows
+        # One motion per instance: the parts of a compound object move together (no spin).
+        by_instance: dict[int, _Motion] = {}
         self._motions: list[_Motion | None] = []
         for obj in self.scene.objects:
-            shape = obj.shape
-            if not shape.bounded:
+            if not obj.shape.bounded:
                 self._motions.append(None)
                 continue
-            z = float(shape.center[2])
-            radius = float(np.linalg.norm(shape.half))
-            spin_ok = z - radius > z_near * 1.01
-            slack = (z - (radius if spin_ok else shape.world_extent()[2])) - z_near * 1.01
-            slack = max(slack, 0.0)
-            lateral = rng.uniform(0.0, 0.15) * z
-            amp = np.array([lateral, lateral * rng.uniform(0.2, 1.0),
-                            min(rng.uniform(0.0, 0.3) * z, 0.8 * slack)])
-            self._motions.append(_Motion(
-                amplitude=amp, omega=2 * math.pi / rng.uniform(80, 400),
-                phase=rng.uniform(0, 2 * math.pi, 3),
-                spin_axis=rng.normal(size=3), spin=rng.uniform(-0.03, 0.03) if spin_ok else 0.0,
-            ))
+            if obj.instance not in by_instance:
+                parts = [o.shape for o in self.scene.objects
+                         if o.instance == obj.instance and o.shape.bounded]
+                by_instance[obj.instance] = self._random_motion(rng, parts, z_near)
+            self._motions.append(by_instance[obj.instance])
         self._base = [(o.shape.center.copy(), o.shape.rotation.copy()) for o in self.scene.objects]
+
+    @staticmethod
+    def _random_motion(rng: np.random.Generator, parts: list[Shape], z_near: float) -> _Motion:
+        """Drift (and spin, for single-part objects) bounded so no part comes nearer than
+        ``z_near`` in any frame."""
+        z = float(np.mean([p.center[2] for p in parts]))
+        spin_ok = len(parts) == 1 and (
+            float(parts[0].center[2] - np.linalg.norm(parts[0].half)) > z_near * 1.01)
+        if spin_ok:
+            nearest = float(parts[0].center[2] - np.linalg.norm(parts[0].half))
+        else:
+            nearest = min(float(p.center[2] - p.world_extent()[2]) for p in parts)
+        slack = max(nearest - z_near * 1.01, 0.0)
+        lateral = rng.uniform(0.0, 0.15) * z
+        amp = np.array([lateral, lateral * rng.uniform(0.2, 1.0),
+                        min(rng.uniform(0.0, 0.3) * z, 0.8 * slack)])
+        return _Motion(amplitude=amp, omega=2 * math.pi / rng.uniform(80, 400),
+                       phase=rng.uniform(0, 2 * math.pi, 3), spin_axis=rng.normal(size=3),
+                       spin=rng.uniform(-0.03, 0.03) if spin_ok else 0.0)
 
     def scene_at(self, index: int) -> Scene:
         t = float(index)
