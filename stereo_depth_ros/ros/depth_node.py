@@ -475,13 +475,13 @@ class DepthNode(Node):
             }
 
     def _publish_diagnostics(self) -> None:
+        self._note_stall(self.monitor.silent_inputs(float(self._param("stall_timeout"))))
         s = self.status_summary()
         c = s["counters"]
         problems = sum(v for k, v in c.items() if k != "processed")
         status = DiagnosticStatus(name=f"{self.get_fully_qualified_name()}: stereo depth",
                                   hardware_id=f"{s['backend']}@{s['device']}")
         silent = s["silent_inputs"]
-        self._note_stall(silent)
         if silent:
             status.level = DiagnosticStatus.WARN
             status.message = "input stalled, no stereo pairs: " + "; ".join(
@@ -515,7 +515,7 @@ class DepthNode(Node):
     def _note_stall(self, silent: dict[str, float | None]) -> None:
         """Count each stall once when it begins, log its start and its end."""
         names = tuple(silent)
-        if names and names != self._stalled_inputs:
+        if names and not self._stalled_inputs:
             self._count("input_stall", f"{', '.join(names)} silent for more than "
                         f"{float(self._param('stall_timeout')):g} s while the other inputs arrive: "
                         "no stereo pairs until it resumes", level="warn", skipped=False)
