@@ -129,7 +129,7 @@ def format_report(report: dict[str, Any]) -> str:
     lines = [
         f"soak: {report['frames_requested']} frames at {report['rate_hz']:g} Hz, "
         f"{report['width']}x{report['height']}, backend {report['backend']}, "
-        f"{report['duration_s']:.1f} s",
+        f"{report['duration_s']:.1f} s (camera achieved {report.get('sent_rate_hz', 0.0):.1f} Hz)",
         f"  depth node: in {a['published']}, out {a['out']} ({a['processed']} processed), "
         f"drops {a['drops'] or 'none'}, unaccounted {a['unaccounted']}",
         f"  latency stamp -> disparity received: p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms, "

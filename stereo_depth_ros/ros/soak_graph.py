@@ -59,11 +59,22 @@ class _LimitedCamera(SyntheticCamera):
 
     def __init__(self, limit: int, **kwargs: Any) -> None:
         self.limit = limit
+        self.first_sent: float | None = None
+        self.last_sent: float | None = None
         super().__init__(**kwargs)
 
     def _tick(self) -> None:
         if self.published < self.limit:
             super()._tick()
+            self.last_sent = time.monotonic()
+            if self.first_sent is None:
+                self.first_sent = self.last_sent
+
+    def sent_rate(self) -> float:
+        """Frames per second the camera actually achieved (its timer slips on a loaded machine)."""
+        if self.first_sent is None or self.last_sent is None or self.published < 2:
+            return 0.0
+        return (self.published - 1) / max(self.last_sent - self.first_sent, 1e-9)
 
 
 class _Probe(Node):
@@ -207,6 +218,7 @@ def _report(cfg: SoakConfig, camera: Any, depth: DepthNode, nearest: Any, neares
     report: dict[str, Any] = {
         "frames_requested": cfg.frames, "rate_hz": cfg.rate, "width": cfg.width, "height": cfg.height,
         "backend": f"{depth.backend.name}@{depth.backend.device}", "camera_late_ticks": camera.late_ticks,
+        "sent_rate_hz": camera.sent_rate(),
         "depth": account.as_dict(), "depth_counters": c,
         "latency_ms": percentiles(probe.latency_ms["disparity"]),
         "stage_mean_ms": {k: v * 1000 for k, v in summary["mean_timings"].items()},
