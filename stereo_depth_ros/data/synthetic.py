@@ -28,7 +28,7 @@ from .photometric import apply_photometric, to_uint8
 from .raycast import Shape, axis_rotation, random_rotation
 
 # Bump whenever the images or ground truth for a given seed change (on-disk caches key on it).
-GENERATOR_VERSION = 6
+GENERATOR_VERSION = 7
 
 WALL_ID = 0
 GROUND_ID = 1
@@ -140,8 +140,10 @@ class Material:
                 color += np.float32(self.color_bias)
         if self.detail is not None and self.detail_strength > 0:
             dt = tpm * np.float32(self.detail_scale)
+            fine_level = (None if self.fixed_level is None
+                          else self.fixed_level + math.log2(self.detail_scale))
             fine = _sample_mipmapped(self.detail, (uv * np.float32(1.37) + self.offset[::-1]) * dt,
-                                     footprint_m * dt, None) * np.float32(1 / 255)
+                                     footprint_m * dt, fine_level) * np.float32(1 / 255)
             color = color * (1 + np.float32(2 * self.detail_strength) * (fine - np.float32(0.5)))
         return np.clip(color, 0, 1) * self.tint
 
@@ -771,7 +773,11 @@ def random_scene(rng: np.random.Generator, rig: StereoRig, max_disparity: float 
     z_near = fb / max_disparity * 1.001
     d_wall = max_disparity * math.exp(rng.uniform(math.log(0.01), math.log(0.25)))
     wall = _random_wall(rng, rig, z_near, d_wall)
-    objects = [SceneObject(wall, _material(rng, rig.fx, fb / d_wall, 512), WALL_ID)]
+    wall_material = _material(rng, rig.fx, fb / d_wall, 512)
+    if np.allclose(wall.rotation, _facing_camera()):  # constant depth: one mip level will do
+        wall_material.fixed_level = max(0.0, math.log2(wall_material.texels_per_metre
+                                                       * fb / d_wall / rig.fx))
+    objects = [SceneObject(wall, wall_material, WALL_ID)]
     if rng.random() < 0.8:
         ground = _random_ground(rng, rig, z_near)
         if ground is not None:
