@@ -247,3 +247,29 @@ def test_the_shared_middlebury_pairs_read_correctly():
             warped = cv2.remap(rec.right.astype(np.float32), mapx, mapy, cv2.INTER_LINEAR)
             errs.append(np.abs(warped - rec.left).mean(-1)[valid].mean())
         assert errs[1] < min(errs[0], errs[2])
+
+
+def test_sceneflow_missing_disparity_names_the_file(tmp_path):
+    root = tmp_path / "sf"
+    for frame in ("0006", "0007"):
+        left, right, disp = _pair(int(frame))
+        _png(root / "frames_cleanpass" / "A" / "0000" / "left" / f"{frame}.png", left)
+        _png(root / "frames_cleanpass" / "A" / "0000" / "right" / f"{frame}.png", right)
+    write_pfm(root / "disparity" / "A" / "0000" / "left" / "0006.pfm", disp)
+    ds = open_dataset("sceneflow", root, pass_name="cleanpass")
+    assert [r.name for r in ds] == ["A/0000/0006"]
+    assert "0007.pfm" in ds.errors[0].message and "not found" in ds.errors[0].message
+
+
+def test_kitti_testing_split_has_no_ground_truth_and_grey_images_become_rgb(tmp_path):
+    root = tmp_path / "kitti2012" / "testing"
+    grey = np.arange(H * W, dtype=np.uint8).reshape(H, W)
+    for i in range(2):
+        for cam in ("image_0", "image_1"):
+            for frame in ("10", "11"):
+                _png(root / cam / f"{i:06d}_{frame}.png", grey)
+    ds = open_dataset("kitti", root)
+    assert ds.version == 2012 and len(ds) == 4  # without GT every frame is an item
+    rec = ds[0]
+    assert rec.disparity is None and rec.nonocc is None
+    assert rec.left.shape == (H, W, 3) and (rec.left[..., 0] == grey).all()
