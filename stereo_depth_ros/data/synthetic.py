@@ -28,7 +28,7 @@ from .photometric import apply_photometric, to_uint8
 from .raycast import Shape, axis_rotation, random_rotation
 
 # Bump whenever the images or ground truth for a given seed change (on-disk caches key on it).
-GENERATOR_VERSION = 7
+GENERATOR_VERSION = 8
 
 WALL_ID = 0
 GROUND_ID = 1

@@ -163,6 +163,35 @@ def dead_leaves_texture(rng: np.random.Generator, size: int) -> Texture:
     return img
 
 
+def pebbles_texture(rng: np.random.Generator, size: int) -> Texture:
+    """Gravel, pebbles, foliage: many small shaded blobs in layers, darker further down."""
+    img = np.empty((size, size, 3), np.float32)
+    base = _rand_color(rng, rng.uniform(0.0, 0.5))
+    img[:] = base * 0.4
+    light = rng.uniform(0, 2 * np.pi)
+    lx, ly = np.cos(light), np.sin(light)
+    leafy = rng.random() < 0.4
+    r_mean = size / rng.uniform(12, 40)
+    layers = int(rng.integers(2, 4))
+    for layer in range(layers):
+        dim = 0.55 + 0.45 * (layer + 1) / layers  # deeper layers are in shade
+        for _ in range(int(rng.integers(60, 260))):
+            r = max(1.5, r_mean * np.exp(rng.normal(0, 0.4)))
+            cx, cy = rng.uniform(0, size, 2)
+            color = np.clip(base * rng.uniform(0.5, 1.4) + rng.normal(0, 0.04, 3), 0, 1) * dim
+            axes = (max(1, int(r)), max(1, int(r * (rng.uniform(0.25, 0.5) if leafy
+                                                      else rng.uniform(0.6, 1.0)))))
+            angle = rng.uniform(0, 180)
+            cv2.ellipse(img, (int(cx), int(cy)), axes, angle, 0, 360,
+                        tuple(float(c) for c in color * 0.75), -1, cv2.LINE_AA)
+            # The lit side: a smaller, brighter ellipse shifted towards the light.
+            hx, hy = int(cx + lx * r * 0.25), int(cy + ly * r * 0.25)
+            cv2.ellipse(img, (hx, hy), (max(1, int(axes[0] * 0.7)), max(1, int(axes[1] * 0.7))),
+                        angle, 0, 360, tuple(float(c) for c in np.clip(color * 1.1, 0, 1)), -1,
+                        cv2.LINE_AA)
+    return cv2.GaussianBlur(img, (0, 0), rng.uniform(0.4, 1.2))
+
+
 def marble_texture(rng: np.random.Generator, size: int) -> Texture:
     """Turbulent sinusoid bands: wood grain, marble, sediment."""
     u, _ = _rotated_coords(rng, size)
@@ -238,8 +267,9 @@ def _dirty(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
 
 
 KINDS: dict[str, tuple[Callable[[np.random.Generator, int], Texture], float]] = {
-    "noise": (noise_texture, 0.24),
-    "dead_leaves": (dead_leaves_texture, 0.2),
+    "noise": (noise_texture, 0.2),
+    "pebbles": (pebbles_texture, 0.1),
+    "dead_leaves": (dead_leaves_texture, 0.17),
     "marble": (marble_texture, 0.1),
     "stripes": (stripes_texture, 0.1),
     "checker": (checker_texture, 0.08),
