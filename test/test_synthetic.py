@@ -41,6 +41,21 @@ def test_rig_geometry_and_projections():
     assert type(g).from_projections(p_left, p_right, 640, 480).baseline == pytest.approx(0.12)
 
 
+def test_bad_rigs_and_scenes_are_refused_clearly():
+    with pytest.raises(ValueError, match="baseline"):
+        StereoRig(baseline=0.0)
+    with pytest.raises(ValueError, match="size"):
+        StereoRig.for_size(0, 10)
+    with pytest.raises(ValueError, match="max_disparity"):
+        render_random(0, RIG, max_disparity=0)
+    with pytest.raises(ValueError, match="depth"):
+        fronto_parallel_plane_scene(-1.0)
+    from stereo_depth_ros.data.synthetic import Scene
+
+    with pytest.raises(ValueError, match="empty"):
+        render(Scene([]), StereoRig.for_size(16, 12))
+
+
 def test_sample_contract(samples):
     for s in samples:
         h, w = RIG.height, RIG.width

@@ -48,6 +48,17 @@ class StereoRig:
     cy: float = 239.5
     baseline: float = 0.12
 
+    def __post_init__(self) -> None:
+        if int(self.width) < 1 or int(self.height) < 1:
+            raise ValueError(f"rig image size must be positive, got {self.width}x{self.height}")
+        for name in ("fx", "fy", "baseline"):
+            value = float(getattr(self, name))
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"rig {name} must be a positive number, got {value}")
+        for name in ("cx", "cy"):
+            if not math.isfinite(float(getattr(self, name))):
+                raise ValueError(f"rig {name} must be finite, got {getattr(self, name)}")
+
     @classmethod
     def for_size(cls, width: int, height: int, fx: float | None = None,
                  baseline: float = 0.12) -> StereoRig:
