@@ -28,7 +28,7 @@ from .photometric import apply_photometric, to_uint8
 from .raycast import Shape, axis_rotation, random_rotation
 
 # Bump whenever the images or ground truth for a given seed change (on-disk caches key on it).
-GENERATOR_VERSION = 8
+GENERATOR_VERSION = 9
 
 WALL_ID = 0
 GROUND_ID = 1
@@ -120,6 +120,8 @@ class Material:
     detail: list[np.ndarray] | None = None
     detail_scale: float = 8.0
     detail_strength: float = 0.0
+    specular: float = 0.0     # strength of glossy highlights (photometric renders only)
+    shininess: float = 20.0   # Blinn-Phong exponent
 
     @classmethod
     def from_texture(cls, texture: np.ndarray, texels_per_metre: float,
@@ -326,12 +328,15 @@ def _trace(objects: list[SceneObject], origin: np.ndarray, dx: np.ndarray, dy: n
 
 
 def _shade_rays(scene: Scene, origin: np.ndarray, dx: np.ndarray, dy: np.ndarray,
-                z: np.ndarray, index: np.ndarray, fx: float) -> np.ndarray:
-    """Lambertian-shaded texture colour (N, 3) float32 in [0, 1] for camera rays that hit
-    object ``index`` at depth ``z`` (rays without a hit stay black).
+                z: np.ndarray, index: np.ndarray, fx: float, specular: bool = False
+                ) -> np.ndarray:
+    """Shaded texture colour (N, 3) float32 for camera rays that hit object ``index`` at
+    depth ``z`` (rays without a hit stay black).
 
-    Everything that decides a colour (texture coordinate, mip level, normal orientation,
-    shading) depends only on the 3D point and the *left* camera, so both views agree.
+    Everything that decides the Lambertian colour (texture coordinate, mip level, normal
+    orientation, shading) depends only on the 3D point and the *left* camera, so both views
+    agree exactly. ``specular`` adds view-dependent highlights of glossy materials (seen
+    from ``origin``), which differ between the views as on real shiny surfaces.
     """
     order = np.argsort(index, kind="stable")  # rays grouped by object, one pass
     counts = np.bincount(index + 1, minlength=len(scene.objects) + 1)
@@ -340,6 +345,7 @@ def _shade_rays(scene: Scene, origin: np.ndarray, dx: np.ndarray, dy: np.ndarray
     points = np.stack([dx[order] * z_all, dy[order] * z_all, z_all], 1) + origin.astype(np.float32)
     albedo = np.zeros((n_rays, 3), np.float32)
     normals = np.zeros((n_rays, 3), np.float32)
+    gloss = np.zeros(n_rays, np.float32) if specular else None
     start = int(counts[0])
     first = start
     for k, obj in enumerate(scene.objects):
@@ -358,18 +364,30 @@ def _shade_rays(scene: Scene, origin: np.ndarray, dx: np.ndarray, dy: np.ndarray
         footprint = z_all[sl] / np.float32(fx) / np.sqrt(np.maximum(cos, np.float32(0.05)))
         albedo[sl] = obj.material.sample(uv, footprint)
         normals[sl] = normal
+        if gloss is not None and obj.material.specular > 0:
+            view = np.float32(origin) - pts
+            half = view / np.maximum(np.linalg.norm(view, axis=1, keepdims=True), 1e-9)
+            half = half + scene.light
+            half /= np.maximum(np.linalg.norm(half, axis=1, keepdims=True), 1e-9)
+            cos_h = np.maximum(np.einsum("ij,ij->i", normal, half), 0)
+            gloss[sl] = np.float32(obj.material.specular) * cos_h ** np.float32(
+                obj.material.shininess)
     hit = slice(first, n_rays)
-    shade = _lighting(scene, points[hit], normals[hit], z_all[hit])
+    shade, sunlit = _lighting(scene, points[hit], normals[hit], z_all[hit])
     colors = np.zeros((n_rays, 3), np.float32)
     colors[hit] = albedo[hit] * shade[:, None]
+    if gloss is not None:
+        strength = np.float32((1 - scene.ambient) * (1 - scene.point_weight))
+        colors[hit] += (gloss[hit] * sunlit * strength)[:, None]
     out = np.empty_like(colors)
     out[order] = colors
     return out
 
 
 def _lighting(scene: Scene, points: np.ndarray, normals: np.ndarray, z: np.ndarray
-              ) -> np.ndarray:
-    """Irradiance factor per point: ambient + shadowed directional + point light."""
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Irradiance factor per point (ambient + shadowed directional + point light) and
+    whether the directional light reaches the point (float 0/1)."""
     lam = np.maximum(normals @ scene.light, np.float32(0))
     if scene.shadows:
         lit = np.nonzero(lam > 0)[0]
@@ -386,7 +404,8 @@ def _lighting(scene: Scene, points: np.ndarray, normals: np.ndarray, z: np.ndarr
         cos = np.maximum(np.einsum("ij,ij->i", normals, to_light) / np.maximum(dist, 1e-6), 0)
         falloff = np.minimum((np.float32(scene.point_range) / np.maximum(dist, 1e-6)) ** 2, 2.0)
         direct = direct + np.float32(scene.point_weight) * cos * falloff
-    return np.float32(scene.ambient) + np.float32(1 - scene.ambient) * direct
+    sunlit = (lam > 0).astype(np.float32)
+    return np.float32(scene.ambient) + np.float32(1 - scene.ambient) * direct, sunlit
 
 
 def _shadow_rays(scene: Scene, starts: np.ndarray) -> np.ndarray:
@@ -423,11 +442,11 @@ def _shadow_rays(scene: Scene, starts: np.ndarray) -> np.ndarray:
 
 
 def _shade(scene: Scene, origin: np.ndarray, depth: np.ndarray, index: np.ndarray,
-           rig: StereoRig) -> np.ndarray:
+           rig: StereoRig, specular: bool = False) -> np.ndarray:
     """(H, W, 3) float32 colour of every pixel centre."""
     dx, dy = _pixel_dirs(rig)
     colors = _shade_rays(scene, origin, dx.ravel(), dy.ravel(), depth.ravel(), index.ravel(),
-                         rig.fx)
+                         rig.fx, specular)
     return colors.reshape(rig.height, rig.width, 3)
 
 
@@ -437,7 +456,7 @@ _AA_OFFSETS = np.array([[-0.125, -0.375], [0.375, -0.125], [0.125, 0.375], [-0.3
 
 
 def _antialias_edges(scene: Scene, origin: np.ndarray, index: np.ndarray, img: np.ndarray,
-                     rig: StereoRig) -> None:
+                     rig: StereoRig, specular: bool = False) -> None:
     """Replace pixels on object boundaries by the mean of 4 sub-pixel samples, in place.
 
     A real camera integrates over each pixel, so boundary pixels mix foreground and
@@ -459,7 +478,7 @@ def _antialias_edges(scene: Scene, origin: np.ndarray, index: np.ndarray, img: n
     dx = (u - np.float32(rig.cx)) / np.float32(rig.fx)
     dy = (v - np.float32(rig.cy)) / np.float32(rig.fy)
     t, idx = _trace(scene.objects, origin, dx, dy, u, v, rig)
-    colors = _shade_rays(scene, origin, dx, dy, t, idx, rig.fx)
+    colors = _shade_rays(scene, origin, dx, dy, t, idx, rig.fx, specular)
     img[ys, xs] = colors.reshape(len(_AA_OFFSETS), len(ys), 3).mean(axis=0)
 
 
@@ -500,8 +519,9 @@ def render(scene: Scene, rig: StereoRig, photometric: bool = False,
            rng: np.random.Generator | None = None, antialias: bool = True) -> StereoSample:
     """Ray cast ``scene`` from both cameras of ``rig``; exact disparity, depth and occlusion.
 
-    ``photometric`` adds independent camera-like gain/gamma/noise/blur to each view (drawn
-    from ``rng``, default seeded by the scene seed); the ground truth is unaffected.
+    ``photometric`` adds glossy highlights (view dependent) and independent camera-like
+    gain/gamma/noise/blur to each view (drawn from ``rng``, default seeded by the scene
+    seed); the ground truth is unaffected. Without it the views agree exactly.
     ``antialias`` supersamples pixels on object boundaries (images only).
     """
     left_origin = np.zeros(3)
@@ -512,11 +532,13 @@ def render(scene: Scene, rig: StereoRig, photometric: bool = False,
         raise ValueError(f"scene leaves {bad} pixels empty: add a background plane that covers "
                          "the whole view")
     depth_r, index_r = _cast(scene.objects, right_origin, rig)
-    left = _shade(scene, left_origin, depth, index_l, rig)
-    right = _shade(scene, right_origin, depth_r, index_r, rig)
+    # Glossy highlights are view dependent: only with photometric effects (photometric=False
+    # keeps the two views exactly consistent).
+    left = _shade(scene, left_origin, depth, index_l, rig, photometric)
+    right = _shade(scene, right_origin, depth_r, index_r, rig, photometric)
     if antialias:
-        _antialias_edges(scene, left_origin, index_l, left, rig)
-        _antialias_edges(scene, right_origin, index_r, right, rig)
+        _antialias_edges(scene, left_origin, index_l, left, rig, photometric)
+        _antialias_edges(scene, right_origin, index_r, right, rig, photometric)
     # Auto exposure, the same gain for both views (as a synced stereo camera has): bright
     # parts of the left view land near the top of the range instead of the scene being dim.
     bright = float(np.percentile(left[::4, ::4].mean(axis=2), 97))
@@ -582,6 +604,9 @@ def _material(rng: np.random.Generator, fx: float, depth: float, size: int = 256
     _random_color_transform(rng, mat)
     if small:
         mat.fixed_level = float(max(0.0, math.log2(tpm * depth / fx)))
+    if rng.random() < 0.25:
+        mat.specular = float(rng.uniform(0.1, 0.6))
+        mat.shininess = float(math.exp(rng.uniform(math.log(8), math.log(120))))
     if rng.random() < 0.7:
         mat.detail = textures.bank_detail(int(rng.integers(1 << 30)))
         mat.detail_scale = float(rng.uniform(4, 16))
