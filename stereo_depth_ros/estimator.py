@@ -30,6 +30,7 @@ from stereo_depth_ros.paths import WEIGHTS_DIR
 FORMAT = "stereo_depth_ros.checkpoint"
 FORMAT_VERSION = 1
 NAMED_CHECKPOINTS = {"default": "default_stereo.pt"}
+NOT_STEREO = {"unet": "the nearest-object U-Net"}  # registry entries that take no stereo pair
 _PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 _DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -93,8 +94,11 @@ def load_checkpoint(path_or_name: str | Path) -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        lines = [ln.strip() for ln in str(exc).splitlines() if "GLOBAL" in ln or "Unsupported" in ln]
-        detail = lines[0] if lines else "disallowed object"
+        lines = [ln.strip() for ln in str(exc).splitlines() if "GLOBAL" in ln]
+        if not lines:  # not a disallowed object: garbage the unpickler could not parse
+            first = (str(exc).strip().splitlines() or ["unreadable pickle"])[0]
+            raise CheckpointError(f"cannot read checkpoint {path} (corrupt or truncated?): {first}") from None
+        detail = lines[0]
         raise CheckpointError(
             f"refusing checkpoint {path}: it holds objects other than plain tensors and containers, which "
             f"could execute code when loaded ({detail}). Weights files are never unpickled unsafely."
@@ -210,6 +214,9 @@ class StereoEstimator:
         strict: bool = False,
     ) -> StereoEstimator:
         ckpt = load_checkpoint(path_or_name)
+        if ckpt["arch"] in NOT_STEREO:
+            raise CheckpointError(f"{ckpt['path']} holds {NOT_STEREO[ckpt['arch']]} ({ckpt['arch']!r}), "
+                                  "not a stereo network")
         model = model_from_checkpoint(ckpt)
         meta = dict(ckpt["meta"], checkpoint=ckpt["path"])
         return cls(model, ckpt["arch"], ckpt["config"], meta, device, precision, strict)

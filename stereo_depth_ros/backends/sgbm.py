@@ -127,10 +127,19 @@ class SgbmBackend:
         if left_rgb.ndim != 3 or left_rgb.shape[2] != 3 or left_rgb.dtype != np.uint8:
             raise BackendError(f"expected (H, W, 3) uint8 RGB images, got {left_rgb.shape} {left_rgb.dtype}")
         h, w = left_rgb.shape[:2]
+        p = self.params
+        vw = valid_window(w, h, p.min_disparity, p.disparity_range, p.correlation_window_size)
+        if vw[2] <= 0 or vw[3] <= 0:  # OpenCV would raise cv2.error (SGBM) or return nothing
+            raise BackendError(f"a {w}x{h} image is too small for disparity_range {p.disparity_range}, "
+                               f"min_disparity {p.min_disparity} and correlation_window_size "
+                               f"{p.correlation_window_size}: no pixel can be matched")
         left = cv2.cvtColor(np.ascontiguousarray(left_rgb), cv2.COLOR_RGB2GRAY)
         right = cv2.cvtColor(np.ascontiguousarray(right_rgb), cv2.COLOR_RGB2GRAY)
-        p = self.params
-        fixed = self._matcher.compute(left, right)  # int16, 16 x shift; invalid = (min - 1) * 16
+        try:
+            fixed = self._matcher.compute(left, right)  # int16, 16 x shift; invalid = (min - 1) * 16
+        except cv2.error as exc:
+            raise BackendError(f"OpenCV {'SGBM' if p.stereo_algorithm else 'BM'} failed on a {w}x{h} "
+                               f"pair: {str(exc).strip().splitlines()[-1]}") from None
         shift = fixed.astype(np.float32) / DPP
         shift[fixed < p.min_disparity * DPP] = np.nan
         return DisparityResult(

@@ -177,7 +177,11 @@ def evaluate_bag(path: str | Path, models: Sequence[tuple[str, StereoBackend]], 
             if out_dir is not None and index < options.figures and preds:
                 panel = report.frame_panel(left, gt, preds)
                 figures.append(report.save_figure(out_dir, f"frame_{index:03d}", panel))
+    for stamp_ns, why in stats.undecodable:  # frames lost to an undecodable message: reported
+        for run in runs:
+            run.add_error(f"t={stamp_ns / 1e9:.3f}", f"frame t={stamp_ns / 1e9:.3f} of {path}: {why}")
     info |= {"left_images": stats.left_images, "right_images": stats.right_images, "paired": stats.paired,
+             "undecodable_frames": len(stats.undecodable),
              "unpaired_left": len(stats.unpaired_left),
              "frames_without_gt": stats.missing_extra.get("gt", 0)}
     for run in runs:

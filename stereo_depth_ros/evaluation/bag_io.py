@@ -369,6 +369,8 @@ class PairingStats:
     paired: int = 0
     unpaired_left: list[int] = field(default_factory=list)
     missing_extra: dict[str, int] = field(default_factory=dict)
+    # (left stamp of a frame lost, why): a message it needed could not be decoded
+    undecodable: list[tuple[int, str]] = field(default_factory=list)
 
 
 def _nearest(stamps: list[int], t: int, tolerance_ns: int) -> int | None:
@@ -449,16 +451,34 @@ def stereo_frames(bag: Bag, topics: StereoTopics | None = None, extras: dict[str
     users = {key: len(idx) for key, idx in waiting.items()}
     missing = [len(set(parts.values())) for _, parts in plans]
     have: dict[tuple[str, int], Any] = {}
+    dead: set[int] = set()
     done = 0
     for topic, _, raw in bag.raw_messages(list(wanted)):
         try:
             key = (topic, header_stamp_ns(raw))
         except ValueError:
             continue
-        if key not in waiting or key in have:
+        if key not in waiting or key in have or users[key] == 0:
             continue
-        have[key] = bag.deserialize(topic, raw)
+        try:
+            have[key] = bag.deserialize(topic, raw)
+        except BagError as exc:  # one bad message loses its frames, not the rest of the bag
+            for i in waiting[key]:
+                if i in dead:
+                    continue
+                dead.add(i)
+                done += 1
+                stats.undecodable.append((plans[i][0], str(exc)))
+                for k in set(plans[i][1].values()):  # release what the lost frame held
+                    users[k] -= 1
+                    if users[k] == 0:
+                        have.pop(k, None)
+            if done == len(plans):
+                break
+            continue
         for i in waiting[key]:
+            if i in dead:
+                continue
             missing[i] -= 1
             if missing[i]:
                 continue
