@@ -238,3 +238,30 @@ def test_only_one_camera_publishing_is_reported_as_a_stall(graph):
     assert values["input_stall"] == "1" and values["processed"] == "0"
     assert any("right/image_rect, right/camera_info silent for more than 0.4 s" in t for _, t in rig.logs)
     rig.served(9_900_000_000)   # the right camera appears: pairing starts
+
+
+def test_stamp_guard_rules():
+    from stereo_depth_ros.ros.input_checks import StampGuard
+
+    g = StampGuard(reset_after_s=1.0, reset_count=3)
+    assert [g.check(t) for t in (10, 20, 20, 15)] == ["ok", "ok", "duplicate", "out_of_order"]
+    # a frozen driver repeating one stamp is never taken for a clock restart
+    assert {g.check(20) for _ in range(10)} == {"duplicate"}
+    # a short bag looping (small jump back): refused until it happens reset_count times in a row
+    assert [g.check(t) for t in (5, 6)] == ["out_of_order", "reset"]
+    assert g.check(7) == "ok"
+    # a long jump back (> 1 s) is a restart at once
+    assert g.check(7 - 2_000_000_000) == "reset"
+
+
+def test_minimum_size_follows_the_matcher_settings():
+    from stereo_depth_ros.backends.sgbm import SgbmBackend
+    from stereo_depth_ros.ros.input_checks import minimum_size
+
+    for rng, win in ((32, 7), (64, 15), (128, 5)):
+        min_w, min_h = minimum_size(SgbmBackend(disparity_range=rng, correlation_window_size=win))
+        ok = np.zeros((min_h, min_w, 3), np.uint8)
+        SgbmBackend(disparity_range=rng, correlation_window_size=win).compute(ok, ok)   # runs
+        too_narrow = np.zeros((min_h, min_w - 1, 3), np.uint8)
+        with pytest.raises(Exception, match="too small"):
+            SgbmBackend(disparity_range=rng, correlation_window_size=win).compute(too_narrow, too_narrow)
