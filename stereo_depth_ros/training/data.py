@@ -51,10 +51,18 @@ class SyntheticConfig:
     def describe(self) -> str:
         lo, hi = self.max_disparity
         return (
-            f"synthetic generator seeds [{self.seed_start}, {self.seed_start + self.scenes}) at "
+            f"synthetic generator v{generator_version()} seeds "
+            f"[{self.seed_start}, {self.seed_start + self.scenes}) at "
             f"{self.width}x{self.height}, max disparity per scene U({lo:g}, {hi:g}), "
             f"photometric={self.photometric}"
         )
+
+
+def generator_version() -> int:
+    """The synthetic generator's version: cached scenes of another version are not reused."""
+    from stereo_depth_ros.data import synthetic
+
+    return int(getattr(synthetic, "GENERATOR_VERSION", 0))
 
 
 def _scene_max_disparity(cfg: SyntheticConfig, seed: int) -> float:
@@ -67,7 +75,8 @@ def render_scene(cfg: SyntheticConfig, seed: int) -> dict[str, np.ndarray]:
     path = None
     if cfg.cache_dir:
         lo, hi = cfg.max_disparity
-        sub = f"v{CACHE_VERSION}_{cfg.width}x{cfg.height}_f{cfg.fx or 'def'}_b{cfg.baseline}_d{lo:g}-{hi:g}"
+        sub = f"v{CACHE_VERSION}g{generator_version()}_{cfg.width}x{cfg.height}_f{cfg.fx or 'def'}"
+        sub += f"_b{cfg.baseline}_d{lo:g}-{hi:g}"
         sub += "_ph" if cfg.photometric else ""
         path = Path(cfg.cache_dir) / sub / f"{seed:07d}.npz"
         if path.is_file():
