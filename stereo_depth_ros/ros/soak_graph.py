@@ -12,10 +12,12 @@ import os
 import threading
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile
@@ -78,13 +80,18 @@ class _LimitedCamera(SyntheticCamera):
 
 
 class _Probe(Node):
-    """Receives disparity (and the nearest object's distance); latency = receipt - input stamp."""
+    """Receives disparity (and the nearest object's distance); latency = receipt - input stamp.
 
-    def __init__(self, context: Any, namespace: str) -> None:
+    Its records live in arrays sized for the whole run up front, so the probe's own memory does
+    not grow during the soak and the RSS growth measured is the node graph's."""
+
+    def __init__(self, context: Any, namespace: str, capacity: int) -> None:
         super().__init__("soak_probe", context=context, namespace=namespace)
         self.lock = threading.Lock()
-        self.stamps: dict[str, set[int]] = {"disparity": set(), "distance": set()}
-        self.latency_ms: dict[str, list[float]] = {"disparity": [], "distance": []}
+        self.latency = {name: np.full(capacity, np.nan) for name in ("disparity", "distance")}
+        self.received = {"disparity": 0, "distance": 0}
+        self.duplicates = {"disparity": 0, "distance": 0}
+        self._recent: dict[str, deque[int]] = {n: deque(maxlen=64) for n in self.received}
         qos = QoSProfile(depth=10)
         self.create_subscription(DisparityImage, "disparity", self._store("disparity"), qos)
         self.create_subscription(Range, "nearest_object/distance", self._store("distance"), qos)
@@ -94,13 +101,24 @@ class _Probe(Node):
             now = time.time_ns()
             stamp = _stamp_ns(msg)
             with self.lock:
-                self.stamps[name].add(stamp)
-                self.latency_ms[name].append((now - stamp) / 1e6)
+                if stamp in self._recent[name]:  # one output per input stamp, or it is counted
+                    self.duplicates[name] += 1
+                    return
+                self._recent[name].append(stamp)
+                n = self.received[name]
+                if n < len(self.latency[name]):
+                    self.latency[name][n] = (now - stamp) / 1e6
+                self.received[name] = n + 1
         return callback
 
     def count(self, name: str) -> int:
         with self.lock:
-            return len(self.stamps[name])
+            return self.received[name]
+
+    def latencies_ms(self, name: str) -> list[float]:
+        with self.lock:
+            values = self.latency[name][: self.received[name]]
+            return values[np.isfinite(values)].tolist()
 
 
 def _depth_parameters(cfg: SoakConfig) -> list[Parameter]:
@@ -140,7 +158,7 @@ def run_soak(cfg: SoakConfig, progress: Callable[[str], None] = print) -> dict[s
     ns = cfg.namespace or f"soak_{os.getpid()}"
     try:
         with NodeGraph() as graph:
-            probe = graph.add(_Probe(graph.context, ns))
+            probe = graph.add(_Probe(graph.context, ns, cfg.frames))
             depth = graph.add(DepthNode(context=graph.context, namespace=ns,
                                         parameter_overrides=_depth_parameters(cfg)))
             nearest, nearest_note = (None, "disabled")
@@ -215,12 +233,15 @@ def _report(cfg: SoakConfig, camera: Any, depth: DepthNode, nearest: Any, neares
         failures.append(f"the camera sent only {camera.published} of {cfg.frames} frames in time")
     if account.out == 0:
         failures.append("no output at all")
+    if probe.duplicates["disparity"]:
+        failures.append(f"{probe.duplicates['disparity']} duplicate output(s) for one input stamp")
     report: dict[str, Any] = {
         "frames_requested": cfg.frames, "rate_hz": cfg.rate, "width": cfg.width, "height": cfg.height,
         "backend": f"{depth.backend.name}@{depth.backend.device}", "camera_late_ticks": camera.late_ticks,
         "sent_rate_hz": camera.sent_rate(),
         "depth": account.as_dict(), "depth_counters": c,
-        "latency_ms": percentiles(probe.latency_ms["disparity"]),
+        "latency_ms": percentiles(probe.latencies_ms("disparity")),
+        "duplicate_outputs": dict(probe.duplicates),
         "stage_mean_ms": {k: v * 1000 for k, v in summary["mean_timings"].items()},
         "memory": memory.summary(), "memory_samples": memory.samples,
         "exceptions": exceptions, "failures": failures, "ok": not failures,
@@ -236,7 +257,7 @@ def _report(cfg: SoakConfig, camera: Any, depth: DepthNode, nearest: Any, neares
         report["nearest"] = {"backend": ns["backend"], "note": nearest_note, "in": account.processed,
                              "processed": nc["processed"], "found": nc["found"],
                              "out": probe.count("distance"), "drops": drops}
-        report["nearest_latency_ms"] = percentiles(probe.latency_ms["distance"])
+        report["nearest_latency_ms"] = percentiles(probe.latencies_ms("distance"))
         if nc["error"]:
             failures.append(f"nearest-object node: {nc['error']} unexpected error(s)")
             report["ok"] = False
