@@ -34,6 +34,10 @@ class SyntheticConfig:
     max_disparity: tuple[float, float] = (48.0, 128.0)
     photometric: bool = True
     cache_dir: str | None = None
+    # Growing pool (for a cache still being rendered): sample k draws uniformly from the first
+    # min(scenes, initial_pool + k * pool_growth) scenes. None: every epoch visits all scenes.
+    initial_pool: int | None = None
+    pool_growth: float = 0.0
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SyntheticConfig:
@@ -201,6 +205,9 @@ class SyntheticStereoDataset(Dataset):
         return self.length
 
     def scene_seed(self, k: int) -> int:
+        if self.synth.initial_pool is not None:
+            pool = min(self.synth.scenes, self.synth.initial_pool + int(k * self.synth.pool_growth))
+            return self.synth.seed_start + int(np.random.default_rng([self.seed, int(k), 13]).integers(pool))
         epoch, pos = divmod(int(k), self.synth.scenes)
         perm = self._perms.get(epoch)
         if perm is None:
