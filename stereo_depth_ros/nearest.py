@@ -251,6 +251,17 @@ def describe_mask(
 # ------------------------------------------------------------------------- the baseline
 
 
+def frame_peak_disparity(disparity: np.ndarray) -> float:
+    """The frame's largest disparity after a 5x5 median filter (isolated outliers do not set
+    it); 0.0 when nothing is valid."""
+    valid = valid_disparity(disparity)
+    if not valid.any():
+        return 0.0
+    filtered = cv2.medianBlur(np.where(valid, disparity, 0.0).astype(np.float32), 5)
+    peak = float(filtered[valid].max())
+    return peak if peak > 0 else float(disparity[valid].max())
+
+
 def threshold_mask(
     disparity: np.ndarray,
     *,
@@ -266,8 +277,7 @@ def threshold_mask(
     valid = valid_disparity(d) & (d >= min_disparity)
     if not valid.any():
         return np.zeros(d.shape, dtype=bool)
-    filtered = cv2.medianBlur(np.where(valid, d, 0.0).astype(np.float32), 5)
-    d_max = float(filtered[valid].max()) if (filtered[valid] > 0).any() else float(d[valid].max())
+    d_max = frame_peak_disparity(np.where(valid, d, np.nan))
     candidates = valid & (d >= (1.0 - band) * d_max)
     return largest_component(candidates, min_area)
 
@@ -303,7 +313,8 @@ def unet_input(
     """(C, H, W) float32 network input at ``size`` = (W, H) (default: the input size).
 
     Channels: image in [0, 1] (gray or RGB per ``config.image_mode``), disparity / max_disparity
-    clipped to [0, 1.5] with 0 where invalid, [validity], [confidence].
+    clipped to [0, 1.5] with 0 where invalid, [validity], [disparity / the frame's peak
+    disparity (``frame_peak_disparity``)], [confidence].
     """
     if not (math.isfinite(max_disparity) and max_disparity > 0):
         raise NearestInputError(f"max_disparity must be finite and > 0 (got {max_disparity})")
@@ -330,6 +341,10 @@ def unet_input(
     out = [image, np.where(valid, np.clip(norm, 0.0, 1.5), 0.0)[None]]
     if config.use_valid:
         out.append(valid[None].astype(np.float32))
+    if config.use_relative:
+        peak = frame_peak_disparity(norm)
+        rel = norm / np.float32(peak) if peak > 0 else np.zeros_like(norm)
+        out.append(np.where(valid, np.clip(rel, 0.0, 1.5), 0.0)[None])
     if config.use_confidence:
         if confidence is None:
             conf = valid.astype(np.float32)

@@ -191,14 +191,18 @@ def test_unet_input_channels_and_nan_aware_resize():
     left, disparity, box = scene()
     d = disparity.copy()
     d[0:10, :] = np.nan
-    cfg = UNetConfig(image_mode="gray", use_valid=True, use_confidence=True)
+    cfg = UNetConfig(image_mode="gray", use_valid=True, use_relative=True, use_confidence=True)
     x = unet_input(left, d, max_disparity=12.0, config=cfg)
-    assert x.shape == (4, H, W)
+    assert x.shape == (5, H, W)
     assert x[1][box].min() == pytest.approx(6.0 / 12.0)
     assert (x[1][:10] == 0).all() and (x[2][:10] == 0).all() and (x[2][10:] == 1).all()
+    # relative to the frame's peak (the 2 m box): 1 on the box, 0.2 on the 10 m wall
+    assert np.allclose(x[3][box], 1.0) and x[3][100, 5] == pytest.approx(0.2)
     assert 0.0 <= x[0].min() and x[0].max() <= 1.0
+    # the relative channel does not depend on the normalization
+    assert np.allclose(unet_input(left, d, 24.0, cfg)[3], x[3])
     small = unet_input(left, d, 12.0, cfg, size=(80, 60))
-    assert small.shape == (4, 60, 80)
+    assert small.shape == (5, 60, 80)
     assert small[1][30, 30] == pytest.approx(0.5, abs=1e-5)  # normalized value unchanged by resizing
     r = resize_disparity(d, (80, 60))
     assert np.isnan(r[:4]).all() and np.isfinite(r[6:]).all()

@@ -99,3 +99,18 @@ def test_compare_reports_both_methods(data, tmp_path):
     for r in result["rows"]:
         assert 0.0 <= r["iou"] <= r["dice"] <= 1.0
     assert "| threshold |" in tn.format_table(result)
+
+
+def test_init_starts_from_a_trained_model(data, tmp_path):
+    cfg = tn.TrainConfig(steps=2, batch_size=6, threads=1)
+    first, _ = tn.train(tmp_path / "a", DATA_CFG, NET_CFG, cfg, data, data, progress=False)
+    zero_lr = tn.TrainConfig(steps=1, batch_size=6, lr=1e-12, weight_decay=0.0, threads=1)
+    second, meta = tn.train(tmp_path / "b", DATA_CFG, NET_CFG, zero_lr, data, data, progress=False,
+                            init=tmp_path / "a" / "model.pt")
+    assert meta["initialized_from"]["steps"] == 2 and meta["total_steps"] == 3
+    for (name, a), b in zip(first.state_dict().items(), second.state_dict().values(), strict=True):
+        if "running" not in name and "num_batches" not in name:  # BatchNorm statistics move
+            assert torch.allclose(a, b, atol=1e-6), name
+    with pytest.raises(ValueError, match="architecture"):
+        tn.train(tmp_path / "c", DATA_CFG, UNetConfig(base_channels=2, levels=3), cfg, data, data,
+                 progress=False, init=tmp_path / "a" / "model.pt")

@@ -22,8 +22,8 @@ def test_output_is_one_logit_per_input_pixel(config, size):
 
 
 def test_in_channels_follow_the_input_description():
-    assert UNetConfig(image_mode="gray", use_valid=False).in_channels == 2
-    assert UNetConfig(image_mode="rgb", use_valid=True, use_confidence=True).in_channels == 6
+    assert UNetConfig(image_mode="gray", use_valid=False, use_relative=False).in_channels == 2
+    assert UNetConfig(image_mode="rgb", use_valid=True, use_confidence=True).in_channels == 7
 
 
 def test_wrong_channel_count_is_a_clear_error():

@@ -36,7 +36,7 @@ def _source(text: str) -> str:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path(DEFAULT_OUT),
                         help="output directory (default %(default)s)")
-    parser.add_argument("--steps", type=int, default=1800, help="optimizer steps (default %(default)s)")
+    parser.add_argument("--steps", type=int, default=2000, help="optimizer steps (default %(default)s)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (one-cycle schedule)")
     parser.add_argument("--size", type=_size, default=(160, 120), help="network input WxH (default 160x120)")
@@ -51,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test-scenes", type=int, default=200, help="held-out scenes for --compare")
     parser.add_argument("--image-mode", choices=("gray", "rgb"), default="gray")
     parser.add_argument("--base-channels", type=int, default=8)
-    parser.add_argument("--levels", type=int, default=4)
+    parser.add_argument("--levels", type=int, default=5)
     parser.add_argument("--dropout", type=float, default=0.1)
     parser.add_argument("--no-batch-norm", action="store_true")
     parser.add_argument("--score-threshold", type=float, default=0.5)
@@ -59,6 +59,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (1 is fastest on a busy 2-core machine)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    parser.add_argument("--init", type=Path, metavar="CHECKPOINT",
+                        help="start from this U-Net's weights (same architecture) with a new schedule")
     parser.add_argument("--prepare-only", action="store_true", help="render the scene caches and stop")
     parser.add_argument("--compare", action="store_true",
                         help="after training, compare with the threshold baseline on held-out scenes")
@@ -116,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
                                    score_threshold=args.score_threshold, threads=args.threads)
         command = "stereo-depth train-nearest " + " ".join(sys.argv[2:] if len(sys.argv) > 2 else [])
         _, meta = tn.train(out, data_cfg, net_cfg, train_cfg, train_data, val_data, resume=args.resume,
-                           progress=progress, extra_meta={"command": command.strip()})
+                           progress=progress, extra_meta={"command": command.strip()}, init=args.init)
         model_path = out / "model.pt"
         print(f"model written to {model_path}: val IoU {meta['metrics']['val_iou']:.3f} "
               f"Dice {meta['metrics']['val_dice']:.3f}")

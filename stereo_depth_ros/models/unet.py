@@ -3,8 +3,10 @@
 Per level: two 3x3 convolutions, each followed by (optional) BatchNorm and ELU; 2x2 max-pool
 down; 2x2 transposed-convolution up, concatenated with the encoder's skip connection; dropout
 at the bottleneck and in the decoder. The input is the left image (gray or RGB) plus the
-disparity normalized by the maximum disparity, optionally a disparity-validity channel and a
-confidence channel; the output is one logit per pixel ("belongs to the nearest object").
+disparity normalized by the maximum disparity, optionally a disparity-validity channel, the
+disparity relative to the frame's own maximum (global context a small receptive field lacks:
+which surfaces are the nearest in *this* frame) and a confidence channel; the output is one
+logit per pixel ("belongs to the nearest object").
 Any input size works: the forward pass pads to a multiple of 2**(levels-1) and crops back.
 """
 
@@ -26,6 +28,7 @@ class UNetConfig:
 
     image_mode: str = "gray"  # "gray" (1 channel) or "rgb" (3 channels)
     use_valid: bool = True  # a channel that is 1 where the disparity is finite and > 0
+    use_relative: bool = True  # disparity / the frame's maximum: "how near, compared with the rest"
     use_confidence: bool = False  # the stereo backend's confidence as one more channel
     base_channels: int = 16
     levels: int = 4  # number of resolutions (levels - 1 poolings)
@@ -48,7 +51,8 @@ class UNetConfig:
 
     @property
     def in_channels(self) -> int:
-        return self.image_channels + 1 + int(self.use_valid) + int(self.use_confidence)
+        extra = int(self.use_valid) + int(self.use_relative) + int(self.use_confidence)
+        return self.image_channels + 1 + extra
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

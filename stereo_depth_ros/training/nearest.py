@@ -76,8 +76,15 @@ def make_rig(width: int, height: int) -> Any:
     from stereo_depth_ros.data.synthetic import StereoRig
 
     s = width / 640.0
-    return StereoRig(width=width, height=height, fx=400.0 * s, fy=400.0 * s,
-                     cx=(width - 1) / 2.0, cy=(height - 1) / 2.0, baseline=0.12)
+    return StereoRig(
+        width=width,
+        height=height,
+        fx=400.0 * s,
+        fy=400.0 * s,
+        cx=(width - 1) / 2.0,
+        cy=(height - 1) / 2.0,
+        baseline=0.12,
+    )
 
 
 def make_disparity_source(
@@ -92,8 +99,15 @@ def make_disparity_source(
 
     if name == "sgbm":
         search = max(32, 16 * math.ceil(max_disparity / 16))
-        backend = make_backend("sgbm", disparity_range=search, correlation_window_size=7,
-                               P1=8 * 49, P2=32 * 49, speckle_size=50, uniqueness_ratio=10.0)
+        backend = make_backend(
+            "sgbm",
+            disparity_range=search,
+            correlation_window_size=7,
+            P1=8 * 49,
+            P2=32 * 49,
+            speckle_size=50,
+            uniqueness_ratio=10.0,
+        )
     elif name.startswith("model:"):
         backend = make_backend("learned", checkpoint=name.split(":", 1)[1], device="cpu")
     else:
@@ -121,12 +135,17 @@ def make_sample(seed: int, cfg: NearestDataConfig, source: Callable | None) -> d
     pred = gt if source is None else resize_disparity(source(s.left, s.right, rig.geometry()) / max_d, size)
     left = cv2.resize(s.left, size, interpolation=cv2.INTER_AREA)
     label_small = cv2.resize(label.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0.5
-    return {"left": left, "label": label_small, "disp_gt": gt.astype(np.float16),
-            "disp_pred": pred.astype(np.float16)}
+    return {
+        "left": left,
+        "label": label_small,
+        "disp_gt": gt.astype(np.float16),
+        "disp_pred": pred.astype(np.float16),
+    }
 
 
-def build_dataset(seeds: Sequence[int], cfg: NearestDataConfig, cache: Path | None = None,
-                  progress: bool = True) -> dict[str, np.ndarray]:
+def build_dataset(
+    seeds: Sequence[int], cfg: NearestDataConfig, cache: Path | None = None, progress: bool = True
+) -> dict[str, np.ndarray]:
     """Stacked samples for ``seeds`` (cached as .npz keyed by the config and seed range)."""
     if cache is not None and cache.is_file():
         with np.load(cache) as f:
@@ -136,8 +155,10 @@ def build_dataset(seeds: Sequence[int], cfg: NearestDataConfig, cache: Path | No
     source = make_disparity_source(cfg.disparity_source, cfg.max_disparity_at(cfg.render_size[0]))
     from tqdm import tqdm
 
-    samples = [make_sample(int(s), cfg, source)
-               for s in tqdm(seeds, desc=f"rendering {len(seeds)} scenes", disable=not progress)]
+    samples = [
+        make_sample(int(s), cfg, source)
+        for s in tqdm(seeds, desc=f"rendering {len(seeds)} scenes", disable=not progress)
+    ]
     data = {k: np.stack([s[k] for s in samples]) for k in samples[0]}
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
@@ -176,9 +197,14 @@ def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, bce_weight: fl
     return dice_loss(logits, target) + bce_weight * F.binary_cross_entropy_with_logits(logits, target)
 
 
-def make_batch(data: dict[str, np.ndarray], index: np.ndarray, net_cfg: UNetConfig,
-               gt_fraction: float, rng: np.random.Generator, augment: bool = True
-               ) -> tuple[torch.Tensor, torch.Tensor]:
+def make_batch(
+    data: dict[str, np.ndarray],
+    index: np.ndarray,
+    net_cfg: UNetConfig,
+    gt_fraction: float,
+    rng: np.random.Generator,
+    augment: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Inputs (B, C, H, W) and targets (B, 1, H, W) with augmentation: exact disparity for
     ``gt_fraction`` of the samples (with noise and holes), normalization scale jitter (the
     depth node's max_disparity need not be the generator's), brightness, horizontal flip."""
@@ -204,8 +230,9 @@ def make_batch(data: dict[str, np.ndarray], index: np.ndarray, net_cfg: UNetConf
 
 
 @torch.no_grad()
-def validate(net: UNet, data: dict[str, np.ndarray], score_threshold: float, min_area: int,
-             batch_size: int = 32) -> dict[str, float]:
+def validate(
+    net: UNet, data: dict[str, np.ndarray], score_threshold: float, min_area: int, batch_size: int = 32
+) -> dict[str, float]:
     """Mean IoU / Dice over frames of the post-processed mask vs the label (backend disparity)."""
     net.eval()
     ious, dices = [], []
@@ -234,8 +261,10 @@ def train(
     progress: bool = True,
     extra_meta: dict[str, Any] | None = None,
     log: Callable[[str], None] = print,
+    init: Path | None = None,
 ) -> tuple[UNet, dict[str, Any]]:
-    """Train; writes out_dir/last.pt (resumable) and out_dir/model.pt (final weights only)."""
+    """Train; writes out_dir/last.pt (resumable) and out_dir/model.pt (final weights only).
+    ``init``: start from this U-Net checkpoint's weights (same architecture), a new schedule."""
     from tqdm import tqdm
 
     torch.set_num_threads(max(1, train_cfg.threads))
@@ -243,9 +272,22 @@ def train(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     net = UNet(net_cfg)
+    init_meta: dict[str, Any] = {}
+    if init is not None:
+        from stereo_depth_ros.nearest import load_unet_checkpoint
+
+        start, ckpt = load_unet_checkpoint(init)
+        if start.config != net_cfg:
+            raise ValueError(f"--init {init} has architecture {start.config}, not {net_cfg}")
+        net.load_state_dict(start.state_dict())
+        init_meta = {"initialized_from": {"path": str(init), "steps": ckpt["meta"].get("steps"),
+                                          "command": ckpt["meta"].get("command"),
+                                          "total_steps": ckpt["meta"].get("total_steps",
+                                                                          ckpt["meta"].get("steps"))}}
     opt = torch.optim.AdamW(net.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=train_cfg.lr, total_steps=max(1, train_cfg.steps),
-                                                pct_start=0.1)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=train_cfg.lr, total_steps=max(1, train_cfg.steps), pct_start=0.1
+    )
     step, history = 0, []
     last = out_dir / "last.pt"
     if resume and last.is_file():
@@ -267,12 +309,16 @@ def train(
         "task": "nearest-object segmentation",
         "input_size": [data_cfg.width, data_cfg.height],
         "inputs": "left image + disparity / max_disparity at the same resolution "
-                  "(DisparityImage.max_disparity)" + (" + validity" if net_cfg.use_valid else ""),
-        "training_data": {"generator": "stereo_depth_ros.data.synthetic.render_random",
-                          "train_seeds": [TRAIN_SEED0, TRAIN_SEED0 + n],
-                          "val_seeds": [VAL_SEED0, VAL_SEED0 + len(val_data["label"])],
-                          **asdict(data_cfg), "gt_fraction": train_cfg.gt_fraction},
+        "(DisparityImage.max_disparity)" + (" + validity" if net_cfg.use_valid else ""),
+        "training_data": {
+            "generator": "stereo_depth_ros.data.synthetic.render_random",
+            "train_seeds": [TRAIN_SEED0, TRAIN_SEED0 + n],
+            "val_seeds": [VAL_SEED0, VAL_SEED0 + len(val_data["label"])],
+            **asdict(data_cfg),
+            "gt_fraction": train_cfg.gt_fraction,
+        },
         "train_config": asdict(train_cfg),
+        **init_meta,
         **(extra_meta or {}),
     }
     net.train()
@@ -293,21 +339,45 @@ def train(
         bar.set_postfix(loss=f"{np.mean(running[-50:]):.3f}")
         if step % steps_per_epoch == 0 or step == train_cfg.steps:
             val = validate(net, val_data, train_cfg.score_threshold, data_cfg.min_area)
-            entry = {"step": step, "epoch": round(step / steps_per_epoch, 2),
-                     "loss": float(np.mean(running[-steps_per_epoch:])), "val_iou": val["iou"],
-                     "val_dice": val["dice"], "elapsed_s": round(time.time() - t0, 1)}
+            entry = {
+                "step": step,
+                "epoch": round(step / steps_per_epoch, 2),
+                "loss": float(np.mean(running[-steps_per_epoch:])),
+                "val_iou": val["iou"],
+                "val_dice": val["dice"],
+                "elapsed_s": round(time.time() - t0, 1),
+            }
             history.append(entry)
-            bar.write(f"step {step} epoch {entry['epoch']:.1f}: loss {entry['loss']:.4f} "
-                      f"val IoU {val['iou']:.3f} Dice {val['dice']:.3f}")
-            save_unet_checkpoint(last, net, {**meta_base, "steps": step, "history": history},
-                                 optimizer=opt.state_dict(), scheduler=sched.state_dict(),
-                                 train_state={"step": step, "train_config": asdict(train_cfg),
-                                              "torch_rng": torch.get_rng_state()})
+            bar.write(
+                f"step {step} epoch {entry['epoch']:.1f}: loss {entry['loss']:.4f} "
+                f"val IoU {val['iou']:.3f} Dice {val['dice']:.3f}"
+            )
+            save_unet_checkpoint(
+                last,
+                net,
+                {**meta_base, "steps": step, "history": history},
+                optimizer=opt.state_dict(),
+                scheduler=sched.state_dict(),
+                train_state={
+                    "step": step,
+                    "train_config": asdict(train_cfg),
+                    "torch_rng": torch.get_rng_state(),
+                },
+            )
     bar.close()
     final = history[-1] if history else {}
-    meta = {**meta_base, "steps": step, "history": history,
-            "metrics": {"val_iou": final.get("val_iou"), "val_dice": final.get("val_dice"),
-                        "val_frames": len(val_data["label"])}}
+    before = int(init_meta.get("initialized_from", {}).get("total_steps") or 0)
+    meta = {
+        **meta_base,
+        "steps": step,
+        "total_steps": before + step,
+        "history": history,
+        "metrics": {
+            "val_iou": final.get("val_iou"),
+            "val_dice": final.get("val_dice"),
+            "val_frames": len(val_data["label"]),
+        },
+    }
     save_unet_checkpoint(out_dir / "model.pt", net, meta)
     return net.eval(), meta
 
@@ -336,8 +406,14 @@ def compare(
     geometry = rig.geometry()
     max_d = data_cfg.max_disparity_at(w)
     min_area = data_cfg.min_area
-    unet = NearestObjectDetector("unet", model=model_path, device="cpu", score_threshold=score_threshold,
-                                 min_area=min_area, max_range=1e6)
+    unet = NearestObjectDetector(
+        "unet",
+        model=model_path,
+        device="cpu",
+        score_threshold=score_threshold,
+        min_area=min_area,
+        max_range=1e6,
+    )
 
     def run(det: NearestObjectDetector, d_all: np.ndarray, left_all: np.ndarray) -> list[np.ndarray]:
         masks = []
@@ -361,9 +437,15 @@ def compare(
         for name, det in (("unet", unet), ("threshold", baseline)):
             m = _frames_metrics(run(det, data[key], data["left"]), data["label"])
             rows.append({"method": name, "disparity": source, **m})
-    return {"frames": len(data["label"]), "rows": rows, "baseline_band": best_band,
-            "band_scores": {str(k): v for k, v in band_scores.items()}, "model": str(model_path),
-            "score_threshold": score_threshold, "min_area": min_area}
+    return {
+        "frames": len(data["label"]),
+        "rows": rows,
+        "baseline_band": best_band,
+        "band_scores": {str(k): v for k, v in band_scores.items()},
+        "model": str(model_path),
+        "score_threshold": score_threshold,
+        "min_area": min_area,
+    }
 
 
 def format_table(result: dict[str, Any]) -> str:
@@ -376,4 +458,3 @@ def format_table(result: dict[str, Any]) -> str:
     for r in result["rows"]:
         lines.append(f"| {r['method']} | {r['disparity']} | {r['iou']:.3f} | {r['dice']:.3f} |")
     return "\n".join(lines)
-
