@@ -28,7 +28,7 @@ from .photometric import apply_photometric, to_uint8
 from .raycast import Shape, axis_rotation, random_rotation
 
 # Bump whenever the images or ground truth for a given seed change (on-disk caches key on it).
-GENERATOR_VERSION = 9
+GENERATOR_VERSION = 10
 
 WALL_ID = 0
 GROUND_ID = 1
@@ -594,7 +594,8 @@ def _material(rng: np.random.Generator, fx: float, depth: float, size: int = 256
 
     ``small`` objects (not the wall or ground) sample one mip level chosen from ``depth``.
     """
-    levels = textures.bank_texture(int(rng.integers(1 << 30)), size)
+    bank_index = int(rng.integers(1 << 30))
+    levels = textures.bank_texture(bank_index, size)
     tpm = _texture_scale(rng, fx, depth)
     mat = Material(levels, tpm, rng.uniform(0, 1000, 2).astype(np.float32))
     angle = rng.uniform(0, 2 * math.pi)
@@ -604,9 +605,12 @@ def _material(rng: np.random.Generator, fx: float, depth: float, size: int = 256
     _random_color_transform(rng, mat)
     if small:
         mat.fixed_level = float(max(0.0, math.log2(tpm * depth / fx)))
-    if rng.random() < 0.25:
-        mat.specular = float(rng.uniform(0.1, 0.6))
-        mat.shininess = float(math.exp(rng.uniform(math.log(8), math.log(120))))
+    # Gloss comes from its own stream (keyed by a draw already made) so adding it left every
+    # other random choice, and so the scenes of earlier versions, as they were.
+    gloss_rng = np.random.default_rng([bank_index, 7])
+    if gloss_rng.random() < 0.25:
+        mat.specular = float(gloss_rng.uniform(0.1, 0.6))
+        mat.shininess = float(math.exp(gloss_rng.uniform(math.log(8), math.log(120))))
     if rng.random() < 0.7:
         mat.detail = textures.bank_detail(int(rng.integers(1 << 30)))
         mat.detail_scale = float(rng.uniform(4, 16))
