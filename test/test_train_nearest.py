@@ -46,7 +46,7 @@ def test_dice_loss_is_zero_for_a_perfect_prediction():
 
 
 def test_a_few_steps_reduce_the_loss_and_the_checkpoint_round_trips(data, tmp_path):
-    cfg = tn.TrainConfig(steps=40, batch_size=6, lr=1e-2, gt_fraction=0.0, threads=1)
+    cfg = tn.TrainConfig(steps=40, batch_size=6, lr=2e-2, gt_fraction=0.0, threads=1)
     torch.manual_seed(cfg.seed)
     before = batch_loss(tn.UNet(NET_CFG), data)
     net, meta = tn.train(tmp_path, DATA_CFG, NET_CFG, cfg, data, data, progress=False)
