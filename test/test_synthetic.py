@@ -246,3 +246,24 @@ def test_shadows_darken_the_wall_consistently_in_both_views():
         wrong = np.abs(_warp_right(s, 1.5) - s.left).mean(-1)[visible].mean()
         assert errs[shadows] < 0.35 * wrong
     assert errs[True] < 1.3 * errs[False] + 0.2
+
+
+def test_photo_folder_feeds_the_texture_bank_and_can_be_switched_off(tmp_path):
+    from stereo_depth_ros.data import textures
+
+    procedural = textures.bank_texture(5, 256)[0].copy()
+    photo = np.zeros((100, 120, 3), np.uint8)
+    photo[:, :, 2] = 200  # pure red in BGR on disk
+    cv2.imwrite(str(tmp_path / "red.png"), photo)
+    try:
+        assert textures.use_photos(tmp_path, fraction=1.0) == 1
+        crop = textures.bank_texture(5, 256)[0]
+        assert crop.shape == (256, 256, 3)
+        assert np.abs(crop[..., 0].astype(int) - 200).max() <= 1 and crop[..., 1:].max() <= 1
+        s = render_random(3, StereoRig.for_size(64, 48), 16.0, photometric=False)
+        assert s.left.std() > 0
+    finally:
+        textures.use_photos(None)
+    np.testing.assert_array_equal(textures.bank_texture(5, 256)[0], procedural)
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        textures.use_photos(tmp_path / "nowhere")

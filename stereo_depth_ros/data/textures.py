@@ -4,14 +4,16 @@ Every function takes a numpy Generator and returns a float32 (size, size, 3) RGB
 [0, 1]. The mix aims at what real scenes show a stereo matcher: fractal noise at many
 scales, man-made patterns (stripes, checkers, grids, bricks, lettering-like marks),
 "dead leaves" occlusion clutter (the closest simple model of natural-image statistics),
-smooth gradients and near-textureless paint. No photographs are used: no package
-installed here ships any usable ones, and the only real stereo pair in ../shared/data is
-for validation only.
+smooth gradients and near-textureless paint. No photographs ship with the package (no
+installed package carries usable ones, and the only real stereo pair in ../shared/data is
+for validation only); ``use_photos(folder)`` mixes crops of your own photographs into the
+texture bank.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -318,6 +320,54 @@ _BANK: dict[tuple[int, int], list[np.ndarray]] = {}
 _DETAIL_BANK: dict[int, list[np.ndarray]] = {}
 
 
+_PHOTOS: list[Path] = []
+_PHOTO_FRACTION = 0.0
+PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".ppm", ".tif", ".tiff")
+
+
+def use_photos(folder: str | Path | None, fraction: float = 0.4) -> int:
+    """Let a ``fraction`` of the bank entries be crops of your own photographs.
+
+    Every image file under ``folder`` (recursively) becomes a source; ``None`` goes back to
+    procedural textures only. Returns the number of photos found. Samples then depend on the
+    photo set as well as the seed. Never point this at evaluation images (for example the
+    validation-only pair in ../shared/data): that would leak them into training.
+    """
+    global _PHOTO_FRACTION
+    _BANK.clear()
+    _DETAIL_BANK.clear()
+    _PHOTOS.clear()
+    if folder is None:
+        _PHOTO_FRACTION = 0.0
+        return 0
+    root = Path(folder)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: photo folder not found")
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"photo fraction must be in [0, 1], got {fraction}")
+    _PHOTOS.extend(sorted(p for p in root.rglob("*") if p.suffix.lower() in PHOTO_SUFFIXES))
+    if not _PHOTOS:
+        raise FileNotFoundError(f"{root}: no images ({', '.join(PHOTO_SUFFIXES)}) found")
+    _PHOTO_FRACTION = float(fraction)
+    return len(_PHOTOS)
+
+
+def _photo_crop(rng: np.random.Generator, size: int) -> Texture | None:
+    """A random crop (random scale, maybe mirrored) of one of the photos, or None if the
+    chosen file cannot be read."""
+    path = _PHOTOS[int(rng.integers(len(_PHOTOS)))]
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None or min(img.shape[:2]) < 16:
+        return None
+    h, w = img.shape[:2]
+    side = int(min(h, w) * rng.uniform(0.25, 1.0))
+    y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+    crop = cv2.resize(img[y:y + side, x:x + side], (size, size), interpolation=cv2.INTER_AREA)
+    if rng.random() < 0.5:
+        crop = crop[:, ::-1]
+    return np.ascontiguousarray(crop[..., ::-1], dtype=np.float32) / 255.0
+
+
 def bank_texture(index: int, size: int = 256) -> list[np.ndarray]:
     """Mip pyramid (uint8 levels) of bank entry ``index`` (modulo the bank size) at ``size``."""
     count = BANK_SIZES.get(size, 64)
@@ -325,7 +375,11 @@ def bank_texture(index: int, size: int = 256) -> list[np.ndarray]:
     levels = _BANK.get(key)
     if levels is None:
         rng = np.random.default_rng([BANK_SEED, key[1], key[0]])
-        img = random_texture(rng, size)
+        img = None
+        if _PHOTOS and rng.random() < _PHOTO_FRACTION:
+            img = _photo_crop(rng, size)
+        if img is None:
+            img = random_texture(rng, size)
         levels = mip_pyramid((img * 255 + 0.5).astype(np.uint8))
         _BANK[key] = levels
     return levels
