@@ -15,6 +15,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", default=None, help="output directory (default: results/train_<config name>)")
     parser.add_argument("--steps", type=int, default=None, help="override the number of training steps")
+    parser.add_argument(
+        "--time-budget",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="end training (with the learning rate fully annealed) after this much wall-clock time",
+    )
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt if it exists")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cuda, cpu")
     parser.add_argument("--seed", type=int, default=None, help="override the random seed")
@@ -38,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
             cfg["train"]["num_threads"] = args.threads
         if args.workers is not None:
             cfg["train"]["num_workers"] = args.workers
+        if args.time_budget is not None:
+            cfg["train"]["time_budget_s"] = args.time_budget
         out = Path(args.out or f"results/train_{name}")
         command = (
             "stereo-depth train " + " ".join(shlex.quote(a) for a in sys.argv[2:])

@@ -62,6 +62,10 @@ DEFAULTS: dict[str, Any] = {
         "log_every": 10,
         "loss": "auto",  # auto: fast -> smooth L1 + confidence, dispnet -> scheduled multi-scale EPE
         "conf_weight": 0.1,
+        # Wall-clock budget in seconds (None: off). Training progress is then
+        # max(step / steps, elapsed / budget): the learning rate follows a warmup + cosine
+        # curve over that progress and the run ends, fully annealed, when it reaches 1.
+        "time_budget_s": None,
     },
 }
 
@@ -137,6 +141,14 @@ def _make_scheduler(opt: torch.optim.Optimizer, tc: dict, total: int):
     if kind == "constant":
         return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
     raise TrainingError(f"unknown schedule {kind!r}: use onecycle, cosine or constant")
+
+
+def budget_lr_factor(progress: float, warmup: float) -> float:
+    """Warmup then cosine decay over ``progress`` in [0, 1] (the time-budget schedule)."""
+    progress = min(max(progress, 0.0), 1.0)
+    if progress < warmup:
+        return 0.04 + 0.96 * progress / warmup
+    return 0.5 * (1 + math.cos(math.pi * (progress - warmup) / max(1e-9, 1 - warmup)))
 
 
 def compute_loss(
@@ -248,7 +260,9 @@ class Trainer:
         model = build_model(self.arch, **self.cfg["model"]).to(self.device)
         max_disp = float(getattr(model, "max_disparity", 0)) or None
         opt = torch.optim.AdamW(model.parameters(), lr=tc["lr"], weight_decay=tc["weight_decay"])
-        sched = _make_scheduler(opt, tc, total)
+        budget = float(tc["time_budget_s"]) if tc["time_budget_s"] else None
+        sched = _make_scheduler(opt, tc, total) if budget is None else None
+        elapsed_before = 0.0
         self.out_dir.mkdir(parents=True, exist_ok=True)
         last = self.out_dir / "last.pt"
         start = 0
@@ -264,7 +278,9 @@ class Trainer:
                 )
             model.load_state_dict(ckpt["state_dict"])
             opt.load_state_dict(ckpt["optimizer"])
-            sched.load_state_dict(ckpt["scheduler"])
+            if sched is not None:
+                sched.load_state_dict(ckpt["scheduler"])
+            elapsed_before = float(ts.get("elapsed_s", 0.0))
             start = int(ckpt["meta"]["steps"])
             history = list(ts.get("history", []))
             print(f"resuming {last} at step {start}/{total}", flush=True)
@@ -296,13 +312,14 @@ class Trainer:
                 "training_data": self.training_data_description(),
                 "train_config": self.cfg,
                 "device": str(self.device),
+                "elapsed_s": round(elapsed(), 1),
             }
             extra: dict[str, Any] = {}
             if with_optimizer:
                 extra = {
                     "optimizer": opt.state_dict(),
-                    "scheduler": sched.state_dict(),
-                    "train_state": {"total_steps": total, "history": history},
+                    "scheduler": sched.state_dict() if sched is not None else {},
+                    "train_state": {"total_steps": total, "history": history, "elapsed_s": elapsed()},
                 }
             return make_checkpoint(model, self.arch, self.cfg["model"], meta, **extra)
 
@@ -315,7 +332,22 @@ class Trainer:
             )
         model.train()
         step = start
-        t_last = time.perf_counter()
+        t_last = t_start = time.perf_counter()
+
+        def elapsed() -> float:
+            return elapsed_before + time.perf_counter() - t_start
+
+        def lr_now() -> float:
+            return opt.param_groups[0]["lr"]
+
+        def set_budget_lr() -> float:
+            progress = max(step / total, elapsed() / budget)
+            for group in opt.param_groups:
+                group["lr"] = tc["lr"] * budget_lr_factor(progress, tc["warmup"])
+            return progress
+
+        if budget is not None:
+            set_budget_lr()
         with open(train_csv, "a", newline="") as fcsv:
             writer = csv.writer(fcsv)
             if start == 0:
@@ -333,12 +365,16 @@ class Trainer:
                 if tc["grad_clip"]:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), tc["grad_clip"])
                 opt.step()
-                sched.step()
                 step += 1
+                if sched is not None:
+                    sched.step()
+                    finished = step == total
+                else:
+                    finished = step == total or set_budget_lr() >= 1.0
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
-                if step % tc["log_every"] == 0 or step == total:
+                if step % tc["log_every"] == 0 or finished:
                     now = time.perf_counter()
                     n = tc["log_every"] if step % tc["log_every"] == 0 else (step % tc["log_every"])
                     writer.writerow(
@@ -346,14 +382,14 @@ class Trainer:
                             step,
                             f"{float(loss.detach()):.5f}",
                             parts,
-                            f"{sched.get_last_lr()[0]:.3e}",
+                            f"{lr_now():.3e}",
                             f"{(now - t_last) / max(n, 1):.3f}",
                             time.strftime("%H:%M:%S"),
                         ]
                     )
                     fcsv.flush()
                     t_last = now
-                if step % tc["val_every"] == 0 or step == total:
+                if step % tc["val_every"] == 0 or finished:
                     metrics = self._validate(model)
                     history.append({"step": step, "metrics": metrics})
                     _append_val(val_csv, step, metrics)
@@ -361,9 +397,9 @@ class Trainer:
                     if bar is not None:
                         shown = {k: round(v, 3) for k, v in metrics.items() if k.endswith(("epe", "bad3"))}
                         bar.write(f"step {step}: {shown}")
-                if step % tc["ckpt_every"] == 0 or step == total or step == stop_at:
+                if step % tc["ckpt_every"] == 0 or finished or step == stop_at:
                     save_checkpoint(checkpoint(step, True), last)
-                if step == stop_at:
+                if finished or step == stop_at:
                     break
         if bar is not None:
             bar.close()
