@@ -34,6 +34,7 @@ FIRST_OBJECT_ID = 2
 DEFAULT_PERCENTILE = 5.0
 NO_OBJECT_DISTANCE = math.inf
 BACKENDS = ("unet", "threshold")
+BASELINE_HINT_AREA = 0.004  # min area of the baseline hint channel, as a share of the input
 
 
 class NearestInputError(ValueError):
@@ -314,7 +315,7 @@ def unet_input(
 
     Channels: image in [0, 1] (gray or RGB per ``config.image_mode``), disparity / max_disparity
     clipped to [0, 1.5] with 0 where invalid, [validity], [disparity / the frame's peak
-    disparity (``frame_peak_disparity``)], [confidence].
+    disparity (``frame_peak_disparity``)], [confidence], [the threshold baseline's mask].
     """
     if not (math.isfinite(max_disparity) and max_disparity > 0):
         raise NearestInputError(f"max_disparity must be finite and > 0 (got {max_disparity})")
@@ -353,6 +354,12 @@ def unet_input(
             if conf.shape != (h, w):
                 conf = cv2.resize(conf, (w, h), interpolation=cv2.INTER_AREA)
         out.append(np.clip(conf, 0.0, 1.0)[None])
+    if getattr(config, "use_baseline", False):
+        hint = np.zeros((h, w), dtype=np.float32)
+        if valid.any():
+            min_area = max(1, round(BASELINE_HINT_AREA * w * h))
+            hint = threshold_mask(norm, band=config.baseline_band, min_area=min_area).astype(np.float32)
+        out.append(hint[None])
     return np.concatenate(out, axis=0).astype(np.float32)
 
 

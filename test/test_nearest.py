@@ -229,3 +229,12 @@ def test_unet_detector_end_to_end_and_checkpoint_round_trip(tmp_path):
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="bad.pt"):
         load_unet_checkpoint(tmp_path / "bad.pt")
+
+
+def test_unet_input_baseline_hint_channel_is_the_threshold_mask():
+    left, disparity, box = scene()
+    cfg = UNetConfig(use_baseline=True, baseline_band=0.15)
+    x = unet_input(left, disparity, 12.0, cfg)
+    assert x.shape == (cfg.in_channels, H, W) == (5, H, W)
+    assert np.array_equal(x[-1] > 0.5, box)
+    assert not unet_input(left, np.full((H, W), np.nan, np.float32), 12.0, cfg)[-1].any()

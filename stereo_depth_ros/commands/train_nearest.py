@@ -54,6 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--levels", type=int, default=5)
     parser.add_argument("--dropout", type=float, default=0.1)
     parser.add_argument("--no-batch-norm", action="store_true")
+    parser.add_argument("--baseline-channel", action=argparse.BooleanOptionalAction, default=True,
+                        help="feed the threshold baseline's mask as an input channel (default: yes)")
     parser.add_argument("--score-threshold", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1,
@@ -112,7 +114,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"scene caches written to {cache}")
             return 0
         net_cfg = UNetConfig(image_mode=args.image_mode, base_channels=args.base_channels,
-                             levels=args.levels, dropout=args.dropout, batch_norm=not args.no_batch_norm)
+                             levels=args.levels, dropout=args.dropout, batch_norm=not args.no_batch_norm,
+                             use_baseline=args.baseline_channel)
         train_cfg = tn.TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                                    gt_fraction=args.gt_fraction, seed=args.seed,
                                    score_threshold=args.score_threshold, threads=args.threads)

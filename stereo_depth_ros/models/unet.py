@@ -5,8 +5,8 @@ down; 2x2 transposed-convolution up, concatenated with the encoder's skip connec
 at the bottleneck and in the decoder. The input is the left image (gray or RGB) plus the
 disparity normalized by the maximum disparity, optionally a disparity-validity channel, the
 disparity relative to the frame's own maximum (global context a small receptive field lacks:
-which surfaces are the nearest in *this* frame) and a confidence channel; the output is one
-logit per pixel ("belongs to the nearest object").
+which surfaces are the nearest in *this* frame), a confidence channel and the classical
+baseline's mask as a hint; the output is one logit per pixel ("belongs to the nearest object").
 Any input size works: the forward pass pads to a multiple of 2**(levels-1) and crops back.
 """
 
@@ -30,6 +30,10 @@ class UNetConfig:
     use_valid: bool = True  # a channel that is 1 where the disparity is finite and > 0
     use_relative: bool = True  # disparity / the frame's maximum: "how near, compared with the rest"
     use_confidence: bool = False  # the stereo backend's confidence as one more channel
+    # the classical baseline's mask (threshold near the peak disparity + largest connected
+    # component) as a hint: a component choice is global, which convolutions cannot do
+    use_baseline: bool = False
+    baseline_band: float = 0.15
     base_channels: int = 16
     levels: int = 4  # number of resolutions (levels - 1 poolings)
     dropout: float = 0.1
@@ -51,7 +55,8 @@ class UNetConfig:
 
     @property
     def in_channels(self) -> int:
-        extra = int(self.use_valid) + int(self.use_relative) + int(self.use_confidence)
+        flags = (self.use_valid, self.use_relative, self.use_confidence, self.use_baseline)
+        extra = sum(int(f) for f in flags)
         return self.image_channels + 1 + extra
 
     def to_dict(self) -> dict[str, Any]:
