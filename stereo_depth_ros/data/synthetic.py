@@ -28,7 +28,7 @@ from .photometric import apply_photometric, to_uint8
 from .raycast import Shape, axis_rotation, random_rotation
 
 # Bump whenever the images or ground truth for a given seed change (on-disk caches key on it).
-GENERATOR_VERSION = 10
+GENERATOR_VERSION = 11
 
 WALL_ID = 0
 GROUND_ID = 1
@@ -804,6 +804,32 @@ def _random_compound(rng: np.random.Generator, rig: StereoRig, z_near: float, d_
     return shapes
 
 
+def _rest_on_ground(parts: list[Shape], ground: Shape, rig: StereoRig, z_near: float) -> bool:
+    """Move an object along the ground normal until its lowest point touches the ground.
+
+    Refused (nothing moved, False) when the object would end up out of view or nearer than
+    ``z_near``.
+    """
+    up = ground.rotation[:, 2]
+
+    def reach(shape: Shape) -> float:  # extent of the shape along the ground normal
+        if shape.kind == "sphere":
+            return float(shape.half[0])
+        return float(np.abs(up @ shape.rotation) @ shape.half)
+
+    height = min(float(up @ (p.center - ground.center)) - reach(p) for p in parts)
+    moved = [p.center - up * height for p in parts]
+    anchor = moved[0]
+    if anchor[2] <= 0 or rig.cy + rig.fy * anchor[1] / anchor[2] > rig.height - 1:
+        return False
+    for p, c in zip(parts, moved, strict=True):
+        if c[2] - p.world_extent()[2] < z_near * 1.01:
+            return False
+    for p, c in zip(parts, moved, strict=True):
+        p.center = c
+    return True
+
+
 def random_scene(rng: np.random.Generator, rig: StereoRig, max_disparity: float = 128.0,
                  seed: int = 0) -> Scene:
     """A random cluttered scene whose disparities in ``rig`` lie in (0, max_disparity]."""
@@ -818,6 +844,7 @@ def random_scene(rng: np.random.Generator, rig: StereoRig, max_disparity: float 
         wall_material.fixed_level = max(0.0, math.log2(wall_material.texels_per_metre
                                                        * fb / d_wall / rig.fx))
     objects = [SceneObject(wall, wall_material, WALL_ID)]
+    ground = None
     if rng.random() < 0.8:
         ground = _random_ground(rng, rig, z_near)
         if ground is not None:
@@ -840,6 +867,11 @@ def random_scene(rng: np.random.Generator, rig: StereoRig, max_disparity: float 
             depth = float(shape.center[2])
             objects.append(SceneObject(shape, _material(rng, rig.fx, depth, 256, small=True),
                                        instance))
+        # Many objects stand on the ground (their own stream: other choices stay as they were).
+        if ground is not None and not thin and np.random.default_rng([seed, 11, instance]
+                                                                     ).random() < 0.4:
+            _rest_on_ground([o.shape for o in objects if o.instance == instance], ground, rig,
+                            z_near)
         instance += 1
     light = np.array([rng.uniform(-1, 1), rng.uniform(-1.5, -0.2), rng.uniform(-1.0, 0.3)])
     scene = Scene(objects, light=light, ambient=float(rng.uniform(0.2, 0.6)), seed=seed,
