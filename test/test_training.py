@@ -87,3 +87,18 @@ def test_train_command(tmp_path, config, monkeypatch, capsys):
     assert "final weights" in capsys.readouterr().out
     assert load_checkpoint(tmp_path / "cmd" / "final.pt")["meta"]["command"].startswith("stereo-depth train")
     assert cli_main(["train", "--config", str(tmp_path / "missing.yaml")]) == 2
+
+
+@pytest.mark.parametrize(
+    "arch,model",
+    [
+        ("dispnet", {"max_disparity": 32, "width": 4}),
+        ("stereoconvnet", {"max_disparity": 32, "width": 4, "depth": 3}),
+    ],
+)
+def test_other_archs_train_through_the_same_loop(config, tmp_path, arch, model):
+    cfg = {**config, "arch": arch, "model": model}
+    result = Trainer(cfg, tmp_path / arch, device="cpu").run(steps=2, progress=False)
+    ckpt = load_checkpoint(result.final_checkpoint)
+    assert ckpt["arch"] == arch and ckpt["meta"]["steps"] == 2
+    assert StereoEstimator.from_checkpoint(result.final_checkpoint, device="cpu").arch == arch
