@@ -14,7 +14,8 @@ setup(
     name=package_name,
     version="0.1.0",
     packages=find_packages(exclude=["test", "test.*"]),
-    package_data={package_name: ["weights/*.pt", "weights/*.json", "resources/*"]},
+    package_data={package_name: ["weights/*.pt", "weights/*.json", "weights/*.md", "resources/*",
+                                 "training/configs/*.yaml"]},
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
         ("share/" + package_name, ["package.xml"]),
