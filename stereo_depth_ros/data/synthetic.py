@@ -28,7 +28,7 @@ from .photometric import apply_photometric, to_uint8
 from .raycast import Shape, axis_rotation, random_rotation
 
 # Bump whenever the images or ground truth for a given seed change (on-disk caches key on it).
-GENERATOR_VERSION = 11
+GENERATOR_VERSION = 12
 
 WALL_ID = 0
 GROUND_ID = 1
@@ -706,7 +706,7 @@ def _object_rotation(rng: np.random.Generator) -> np.ndarray:
 def _random_object(rng: np.random.Generator, rig: StereoRig, z_near: float, d_lo: float,
                    d_hi: float, thin: bool) -> Shape:
     fb = rig.fx * rig.baseline
-    d = d_lo + (d_hi - d_lo) * rng.random() ** 1.2
+    d = d_lo + (d_hi - d_lo) * rng.random()
     z = fb / d
     span = rig.width / rig.fx  # metres of view width per metre of depth
     u = rng.uniform(-0.1, 1.1) * rig.width
@@ -729,7 +729,7 @@ def _random_object(rng: np.random.Generator, rig: StereoRig, z_near: float, d_lo
         else:
             shape = Shape("cylinder", [0, 0, 0], rot, [radius, length, radius])
     else:
-        size = math.exp(rng.uniform(math.log(0.03), math.log(0.3))) * span * z
+        size = math.exp(rng.uniform(math.log(0.04), math.log(0.35))) * span * z
         kind = rng.choice(["box", "sphere", "cylinder", "quad"], p=[0.35, 0.2, 0.15, 0.3])
         aspect = np.exp(rng.uniform(-0.9, 0.9, 3))
         half = size * aspect / aspect.max()
@@ -751,7 +751,7 @@ def _random_compound(rng: np.random.Generator, rig: StereoRig, z_near: float, d_
     """A rigid object made of several parts: a fence or grille of slats, a frame (a hole
     showing what is behind), or a table on legs. Parts share one instance id."""
     fb = rig.fx * rig.baseline
-    z = fb / (d_lo + (d_hi - d_lo) * rng.random() ** 1.2)
+    z = fb / (d_lo + (d_hi - d_lo) * rng.random())
     size = math.exp(rng.uniform(math.log(0.08), math.log(0.35))) * rig.width / rig.fx * z
     px = z / rig.fx  # metres per pixel at this depth
     kind = rng.choice(["fence", "frame", "table"], p=[0.45, 0.3, 0.25])
@@ -837,7 +837,7 @@ def random_scene(rng: np.random.Generator, rig: StereoRig, max_disparity: float 
         raise ValueError(f"max_disparity must be positive, got {max_disparity}")
     fb = rig.fx * rig.baseline
     z_near = fb / max_disparity * 1.001
-    d_wall = max_disparity * math.exp(rng.uniform(math.log(0.01), math.log(0.25)))
+    d_wall = max_disparity * math.exp(rng.uniform(math.log(0.02), math.log(0.35)))
     wall = _random_wall(rng, rig, z_near, d_wall)
     wall_material = _material(rng, rig.fx, fb / d_wall, 512)
     if np.allclose(wall.rotation, _facing_camera()):  # constant depth: one mip level will do
