@@ -11,7 +11,7 @@ ground-truth disparity reproduces the left image wherever the point is visible i
     s = render_random(seed, rig, max_disparity=128.0, photometric=True)
 
 Disparity = fx * baseline / Z (cx_right == cx), > 0 everywhere, <= max_disparity.
-Instance ids: 0 background wall, 1 ground plane, 2.. objects.
+Instance ids: 0 background (far wall, side walls, ceiling), 1 ground plane, 2.. objects.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from .photometric import apply_photometric, to_uint8
 from .raycast import Shape, axis_rotation, random_rotation
 
 # Bump whenever the images or ground truth for a given seed change (on-disk caches key on it).
-GENERATOR_VERSION = 12
+GENERATOR_VERSION = 13
 
 WALL_ID = 0
 GROUND_ID = 1
@@ -92,7 +92,7 @@ class StereoSample:
     disparity: np.ndarray   # (H, W) float32 px, left view, > 0 everywhere
     depth: np.ndarray       # (H, W) float32 m
     occlusion: np.ndarray   # (H, W) bool, True = left pixel not visible in the right image
-    instances: np.ndarray   # (H, W) int32: 0 wall, 1 ground, 2.. objects
+    instances: np.ndarray   # (H, W) int32: 0 background walls, 1 ground, 2.. objects
     rig: StereoRig
 
 
@@ -687,6 +687,46 @@ def _random_ground(rng: np.random.Generator, rig: StereoRig, z_near: float) -> S
     return Shape("plane", [0.0, height, 0.0], rot, [0, 0, 0])
 
 
+def _room_walls(rng: np.random.Generator, rig: StereoRig, z_near: float, max_disparity: float
+                ) -> list[Shape]:
+    """Side walls and a ceiling that recede from the image edges (slanted surfaces spanning
+    a wide disparity range, as in a room); each is kept farther than ``z_near``."""
+    fb = rig.fx * rig.baseline
+    walls = []
+    sides = [("left", -1.0, rig.cx), ("right", 1.0, rig.width - 1 - rig.cx),
+             ("ceiling", -1.0, rig.cy)]
+    for name, sign, edge_px in sides:
+        if rng.random() >= (0.45 if name != "ceiling" else 0.3) or edge_px <= 0:
+            continue
+        z_edge = fb / (max_disparity * rng.uniform(0.2, 0.9))
+        focal = rig.fx if name != "ceiling" else rig.fy
+        offset = z_edge * edge_px / focal  # distance of the plane from the optical axis
+        axis = 0 if name != "ceiling" else 1
+        normal = np.zeros(3)
+        normal[axis] = -sign  # facing the camera
+        center = np.zeros(3)
+        center[axis] = sign * offset
+        tilt_axis = np.array([0, 1.0, 0]) if name != "ceiling" else np.array([1.0, 0, 0])
+        base = _frame_with_z(normal)
+        rot = axis_rotation(tilt_axis, rng.normal(0, 0.15)) @ base
+        for r in (rot, base):
+            depths = _plane_depths(center, r, _corner_rays(rig))
+            hit = depths[np.isfinite(depths) & (depths > 0)]
+            if np.all(hit >= z_near * 1.01):
+                walls.append(Shape("plane", center, r, [0, 0, 0]))
+                break
+    return walls
+
+
+def _frame_with_z(z_axis: np.ndarray) -> np.ndarray:
+    """A rotation whose third column (a plane's normal) is ``z_axis``."""
+    z = z_axis / np.linalg.norm(z_axis)
+    helper = np.array([0, 0, 1.0]) if abs(z[2]) < 0.9 else np.array([1.0, 0, 0])
+    x = np.cross(helper, z)
+    x /= np.linalg.norm(x)
+    return np.column_stack([x, np.cross(z, x), z])
+
+
 def _place(center_dir: np.ndarray, depth: float) -> np.ndarray:
     return center_dir * depth
 
@@ -850,6 +890,12 @@ def random_scene(rng: np.random.Generator, rig: StereoRig, max_disparity: float 
         if ground is not None:
             mid = float(ground.center[1]) * rig.fy / max(rig.height - rig.cy, 1.0) * 2
             objects.append(SceneObject(ground, _material(rng, rig.fx, mid, 512), GROUND_ID))
+    # Sometimes a room: side walls and a ceiling (their own stream, so the rest is unchanged).
+    room_rng = np.random.default_rng([seed, 13])
+    if room_rng.random() < 0.35:
+        for plane in _room_walls(room_rng, rig, z_near, max_disparity):
+            mid = 2.0 * float(np.abs(plane.center).max()) * rig.fx / max(rig.cx, 1.0)
+            objects.append(SceneObject(plane, _material(room_rng, rig.fx, mid, 512), WALL_ID))
     # Half the scenes sparse, half cluttered (FlyingThings-like).
     count = int(rng.integers(2, 11)) if rng.random() < 0.5 else int(rng.integers(8, 25))
     thin_count = int(rng.integers(0, 5))
