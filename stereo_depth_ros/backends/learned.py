@@ -17,6 +17,7 @@ class LearnedBackend:
 
     ``confidence_threshold`` > 0 turns pixels with lower model confidence into NaN.
     ``max_disparity`` (optional) further limits the reported range: larger shifts become NaN.
+    ``checkpoint`` is accepted as an alias of ``model``; other options (e.g. SGBM's) are ignored.
     """
 
     name = "learned"
@@ -29,10 +30,13 @@ class LearnedBackend:
         max_disparity: float | None = None,
         confidence_threshold: float = 0.0,
         estimator=None,
+        checkpoint: str | None = None,
         **_: object,
     ) -> None:
         from stereo_depth_ros.estimator import CheckpointError, StereoEstimator
 
+        if checkpoint:  # alias of ``model`` (a path)
+            model = checkpoint
         if estimator is None:
             try:
                 estimator = StereoEstimator.from_checkpoint(model, device=device, precision=precision)
