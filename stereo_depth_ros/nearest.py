@@ -170,7 +170,7 @@ def mask_edges(mask: np.ndarray) -> np.ndarray:
     return edges.astype(bool) & m.astype(bool)
 
 
-def edge_disparity(disparity: np.ndarray, mask: np.ndarray, edges: np.ndarray, radius: int = 2) -> np.ndarray:
+def edge_disparity(disparity: np.ndarray, mask: np.ndarray, edges: np.ndarray, radius: int = 3) -> np.ndarray:
     """Disparity for each edge pixel: the median of the valid disparities of *mask* pixels in a
     (2r+1)^2 window. Boundary pixels are where stereo is least reliable (occlusions, blur);
     the window keeps the point on the object's surface. NaN where the window has no value."""
@@ -232,11 +232,16 @@ def describe_mask(
         return NearestObject.empty(h, w, rejected_distance=distance, **info)
     edges = mask_edges(component)
     ys, xs = np.nonzero(edges)
-    points = pixels_to_points(xs, ys, edge_disparity(d, component, edges), geometry)
+    # A predicted mask may bleed a pixel or two onto the background: the edge points' depth
+    # and the box come from the mask's interior (eroded by 2 px) when it is big enough.
+    interior = cv2.erode(component.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=2).astype(bool)
+    if (interior & valid_disparity(d)).sum() < max(10, 0.2 * component.sum()):
+        interior = component
+    points = pixels_to_points(xs, ys, edge_disparity(d, interior, edges, radius=3), geometry)
     points = points[np.isfinite(points).all(axis=1)]
-    my, mx = np.nonzero(component & valid_disparity(d))
+    my, mx = np.nonzero(interior & valid_disparity(d))
     body = pixels_to_points(mx, my, d[my, mx], geometry)
-    body = body[np.isfinite(body).all(axis=1)]
+    body = np.concatenate([body[np.isfinite(body).all(axis=1)], points])  # edges: the full extent
     center = size = None
     if body.shape[0]:
         lo = np.percentile(body, 2.0, axis=0)

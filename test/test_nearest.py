@@ -1,5 +1,6 @@
 import math
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -238,3 +239,12 @@ def test_unet_input_baseline_hint_channel_is_the_threshold_mask():
     assert x.shape == (cfg.in_channels, H, W) == (5, H, W)
     assert np.array_equal(x[-1] > 0.5, box)
     assert not unet_input(left, np.full((H, W), np.nan, np.float32), 12.0, cfg)[-1].any()
+
+
+def test_a_mask_that_bleeds_onto_the_background_keeps_points_on_the_object():
+    _, disparity, box = scene(near_depth=2.0, far_depth=10.0)
+    grown = cv2.dilate(box.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=2).astype(bool)
+    obj = describe_mask(grown, disparity, GEOM, min_area=50)
+    assert obj.distance == pytest.approx(2.0, rel=1e-4)
+    assert np.allclose(obj.edge_points[:, 2], 2.0, rtol=1e-4)  # edges 2 px off still take the object's depth
+    assert obj.box_center[2] == pytest.approx(2.0, rel=1e-3) and obj.box_size[2] < 0.05
