@@ -104,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
             return 2
 
     def dataset(kind: str, seed0: int, count: int) -> dict:
-        return tn.build_dataset(range(seed0, seed0 + count), data_cfg, cache / f"{kind}.npz", progress)
+        path = cache / f"{kind}-{seed0}-{count}.npz"  # one file per seed range: nothing overwritten
+        return tn.build_dataset(range(seed0, seed0 + count), data_cfg, path, progress)
 
     if args.evaluate_only is None:
         train_data = dataset("train", tn.TRAIN_SEED0, args.train_scenes)
