@@ -74,7 +74,7 @@ def test_padding_keeps_pixel_coordinates():
 
 def test_correlation_peaks_at_the_true_shift():
     torch.manual_seed(1)
-    right = torch.randn(1, 8, 6, 40)
+    right = torch.randn(1, 64, 6, 40)
     left = torch.zeros_like(right)
     left[..., 5:] = right[..., :-5]  # left(x) = right(x - 5): disparity 5
     vol = correlation_volume(left, right, 12)
@@ -82,6 +82,7 @@ def test_correlation_peaks_at_the_true_shift():
     assert (vol[0, :, :, 12:].argmax(0) == 5).all()
     grouped = correlation_volume(left, right, 12, groups=4)
     assert grouped.shape == (1, 48, 6, 40)
+    assert (grouped.view(4, 12, 6, 40)[:, :, :, 12:].sum(0).argmax(0) == 5).all()
 
 
 def test_soft_argmin_is_sub_pixel():
