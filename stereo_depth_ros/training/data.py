@@ -227,6 +227,42 @@ class SyntheticStereoDataset(Dataset):
         return to_tensors(*augment_pair(scene["left"], scene["right"], scene["disparity"], rng, self.augment))
 
 
+class ReaderStereoDataset(Dataset):
+    """Sample ``k`` -> an augmented crop of a pair from a dataset on disk (SceneFlow, KITTI, ...).
+
+    ``kind``/``root`` go to :func:`stereo_depth_ros.data.readers.open_dataset`; pixels without
+    ground truth (NaN) are ignored by the losses. Items are drawn by (seed, k), like
+    :class:`SyntheticStereoDataset`.
+    """
+
+    def __init__(
+        self, kind: str, root: str, augment: AugmentConfig, seed: int = 0, length: int | None = None
+    ) -> None:
+        from stereo_depth_ros.data.readers import open_dataset
+
+        self.dataset = open_dataset(kind, root)
+        self.kind, self.root = kind, root
+        self.augment = augment
+        self.seed = seed
+        self.length = length if length is not None else len(self.dataset)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def describe(self) -> str:
+        return f"{self.kind} dataset at {self.root} ({len(self.dataset)} pairs)"
+
+    def __getitem__(self, k: int) -> dict[str, torch.Tensor]:
+        if not 0 <= k < self.length:
+            raise IndexError(f"sample {k} out of range [0, {self.length})")
+        rng = np.random.default_rng([self.seed, int(k), 7])
+        rec = self.dataset[int(rng.integers(len(self.dataset)))]
+        if rec.disparity is None:
+            raise ValueError(f"{self.kind} item {rec.name} has no ground-truth disparity to train on")
+        disp = np.where(np.isfinite(rec.disparity), rec.disparity, np.nan).astype(np.float32)
+        return to_tensors(*augment_pair(rec.left, rec.right, disp, rng, self.augment))
+
+
 class ValidationScenes(Dataset):
     """Whole held-out synthetic scenes (no augmentation), seeds [seed_start, seed_start + scenes)."""
 

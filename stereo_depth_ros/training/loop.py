@@ -30,6 +30,7 @@ from stereo_depth_ros.models.registry import build_model
 from stereo_depth_ros.training import losses
 from stereo_depth_ros.training.data import (
     AugmentConfig,
+    ReaderStereoDataset,
     SyntheticConfig,
     SyntheticStereoDataset,
     ValidationScenes,
@@ -211,7 +212,11 @@ class Trainer:
         self.command = command or " ".join(sys.argv)
         self.tc = config["train"]
         self.arch = config["arch"]
-        self.train_synth = SyntheticConfig.from_dict(config["data"]["train"])
+        train_cfg = dict(config["data"]["train"])
+        # data.train.dataset: {kind: sceneflow|kitti|middlebury|eth3d|folder, root: DIR} trains on
+        # a dataset on disk through the data package's readers instead of the generator
+        self.reader = train_cfg.pop("dataset", None)
+        self.train_synth = SyntheticConfig.from_dict(train_cfg)
         self.augment = AugmentConfig.from_dict(config["data"]["augment"])
         val = config["data"]["val"] or {}
         self.val_synth = SyntheticConfig.from_dict(val["synthetic"]) if val.get("synthetic") else None
@@ -225,7 +230,10 @@ class Trainer:
         self.max_real = int(val.get("max_real") or 0)
 
     def training_data_description(self) -> str:
-        desc = self.train_synth.describe() + f"; augmentation {self.augment}"
+        if self.reader:
+            desc = f"{self.reader['kind']} dataset at {self.reader['root']}; augmentation {self.augment}"
+        else:
+            desc = self.train_synth.describe() + f"; augmentation {self.augment}"
         if self.real_root:
             desc += f"; real pairs under {self.real_root} used for validation only"
         return desc
@@ -288,9 +296,14 @@ class Trainer:
             print(f"nothing to resume in {self.out_dir}: starting from scratch", flush=True)
 
         batch = int(tc["batch_size"])
-        dataset = SyntheticStereoDataset(
-            self.train_synth, self.augment, int(tc["seed"]), length=total * batch
-        )
+        if self.reader:
+            dataset = ReaderStereoDataset(
+                self.reader["kind"], self.reader["root"], self.augment, int(tc["seed"]), length=total * batch
+            )
+        else:
+            dataset = SyntheticStereoDataset(
+                self.train_synth, self.augment, int(tc["seed"]), length=total * batch
+            )
         loader = DataLoader(
             dataset,
             batch_size=batch,
