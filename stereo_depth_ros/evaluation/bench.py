@@ -238,6 +238,7 @@ class NodeBench:
             (Image, "left/image_rect"), (CameraInfo, "left/camera_info"),
             (Image, "right/image_rect"), (CameraInfo, "right/camera_info"))]
         self.received = 0
+        self._frames = 0  # stamps keep increasing across runs (a stamp going back is a time reset)
         for t, name in ((DisparityImage, "disparity"), (Image, "depth"), (PointCloud2, "points2")):
             self.harness.create_subscription(t, name, self._sink, qos)
         ok = self.graph.wait_until(lambda: all(p.get_subscription_count() > 0 for p in self.pubs)
@@ -262,7 +263,8 @@ class NodeBench:
         bridge = CvBridge()
         stages: dict[str, list[float]] = {}
         for i in range(warmup + repeats):
-            stamp = 1_000_000_000 * (i + 1) + 7
+            self._frames += 1
+            stamp = 1_000_000_000 * self._frames + 7
             h = Header(frame_id="bench_left")
             h.stamp.sec, h.stamp.nanosec = divmod(stamp, 10**9)
             msgs = (bridge.cv2_to_imgmsg(sample.left, "rgb8", h), conv.camera_info_from_geometry(geom, h),
@@ -428,12 +430,15 @@ def targets(rep: BenchReport) -> list[tuple[str, str, str]]:
     out.append((f"fast 640x480 on the CPU ({rep.environment.get('cpus')} cores here) <= 150 ms",
                 _f(cpu.median_ms, "{:.1f} ms") if cpu else "-",
                 ("met" if cpu.median_ms <= TARGETS["fast_cpu_ms"] else "missed") if cpu else "not measured"))
-    node = find(lambda r: r.size == "640x480" and bool(r.node) and r.device == "cpu")
-    if node:
-        ratio = node.node["overhead"] / node.sgbm_ms
-        verdict = "met" if node.node["overhead"] <= TARGETS["node_overhead_ms"] else "missed"
+    nodes = [r for r in rep.rows if r.size == "640x480" and r.node and r.device == "cpu"]
+    if nodes:  # the overhead does not depend on the backend: the median over them, and the range
+        overheads = sorted(r.node["overhead"] for r in nodes)
+        mid = statistics.median(overheads)
+        sgbm_ms = nodes[0].sgbm_ms
+        verdict = "met" if mid <= TARGETS["node_overhead_ms"] else "missed"
         out.append(("node overhead beyond the model at 640x480 on the CPU <= 2 ms (~1/10 of SGBM)",
-                    f"{node.node['overhead']:.2f} ms = {ratio:.3f} x SGBM ({node.sgbm_ms:.1f} ms)", verdict))
+                    f"{mid:.2f} ms (median over {len(nodes)} backends, range {overheads[0]:.1f}-"
+                    f"{overheads[-1]:.1f}) = {mid / sgbm_ms:.3f} x SGBM ({sgbm_ms:.1f} ms)", verdict))
     else:
         out.append(("node overhead at 640x480 on the CPU <= 2 ms", "-", "not measured (640x480 not run)"))
     c = rep.clouds.get("640x480") or (next(iter(rep.clouds.values())) if rep.clouds else None)
