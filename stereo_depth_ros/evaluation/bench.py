@@ -77,6 +77,7 @@ class SizeResult:
     mem_kind: str
     sgbm_ms: float
     node: dict[str, float] = field(default_factory=dict)
+    cpu_ms: float | None = None  # process CPU time per call, all threads (idle wall >= cpu / threads)
     note: str = ""
 
 
@@ -353,11 +354,14 @@ def run_bench(sizes: Sequence[tuple[int, int]], backend_names: Sequence[str], de
                     return b.compute(f.left, f.right)
 
                 log(f"[{size}] {bb.label}: timing the model")
-                times = time_calls(call, repeats, warmup if bb.label != "sgbm" else 1, dev)
+                runs_warm = warmup if bb.label != "sgbm" else 1
+                cpu0 = time.process_time()
+                times = time_calls(call, repeats, runs_warm, dev)
+                cpu_ms = (time.process_time() - cpu0) * 1000.0 / (repeats + runs_warm)
                 median, p90, tput = _stats(times)
                 mem, kind = peak_memory_mb(call, dev) if dev.type == "cuda" else (None, "")
                 row = SizeResult(size, bb.label, str(dev), bb.precision, median, p90, tput, mem, kind,
-                                 sgbm_med, note=bb.note)
+                                 sgbm_med, note=bb.note, cpu_ms=cpu_ms)
                 if dev.type != "cuda":
                     def fresh(b=bb, f=sample):
                         backend = b.factory()
@@ -396,8 +400,9 @@ def _f(v: float | None, fmt: str = "{:.1f}") -> str:
 
 
 def tables(rep: BenchReport) -> dict[str, tuple[list[str], list[list[str]]]]:
-    model = (["backend", "size", "device", "median ms", "p90 ms", "pairs/s", "peak MB", "SGBM ms", "x SGBM"],
-             [[r.backend, r.size, r.device, _f(r.median_ms), _f(r.p90_ms), _f(r.throughput),
+    model = (["backend", "size", "device", "median ms", "p90 ms", "pairs/s", "CPU ms", "peak MB", "SGBM ms",
+              "x SGBM"],
+             [[r.backend, r.size, r.device, _f(r.median_ms), _f(r.p90_ms), _f(r.throughput), _f(r.cpu_ms),
                _f(r.peak_mem_mb, "{:.1f}"), _f(r.sgbm_ms), _f(r.median_ms / r.sgbm_ms, "{:.2f}")]
               for r in rep.rows])
     node = (["backend", "size", "sync", "conversion", "model", "cloud", "publish", "overhead",
@@ -455,7 +460,8 @@ def format_report(rep: BenchReport) -> str:
              f"{env.get('torch_threads')} torch threads, {env.get('cpus')} CPUs"
              + (f", GPU {env['gpu']}" if env.get("gpu") else ", no GPU")
              + (f"; load average {env['load_before']} when it started" if "load_before" in env else ""), "",
-             "Model latency (backend.compute, after warm-up; peak memory: " +
+             "Model latency (backend.compute, after warm-up; CPU ms = process CPU time per call over all "
+             "threads; peak memory: " +
              "; ".join(sorted({r.mem_kind for r in rep.rows})) + ")", text_table(*t["model"]), ""]
     if t["node"][1]:
         lines += ["Depth node stages, ms (median; real node over in-process DDS; overhead = total - model)",
@@ -495,7 +501,8 @@ def format_markdown(rep: BenchReport, command: str = "stereo-depth bench") -> st
     lines = [f"### {env.get('date')}: {hw}", "",
              f"`{command}`; torch {env.get('torch')} ({env.get('torch_threads')} threads)"
              + (f"; load average {env['load_before']} when it started" if "load_before" in env else "") + ".",
-             "", "Model latency (`backend.compute`, after warm-up). Peak memory: "
+             "", "Model latency (`backend.compute`, after warm-up; CPU ms = process CPU time per call over "
+             "all threads, so on an idle machine wall >= CPU ms / threads). Peak memory: "
              + "; ".join(sorted({r.mem_kind for r in rep.rows})) + ".", "",
              markdown_table(*t["model"]), ""]
     if t["node"][1]:
