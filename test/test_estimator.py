@@ -68,8 +68,12 @@ def test_half_precision_on_cuda(precision):
     assert (out - ref).abs().mean() < 0.5
 
 
-def test_learned_backend_result(tmp_path, est):
-    path = save_checkpoint(make_checkpoint(est.model, "fast", CFG, {"steps": 0}), tmp_path / "w.pt")
+def test_learned_backend_result(tmp_path):
+    from stereo_depth_ros.models import build_model
+
+    path = save_checkpoint(
+        make_checkpoint(build_model("fast", **CFG), "fast", CFG, {"steps": 0}), tmp_path / "w.pt"
+    )
     backend = LearnedBackend(model=str(path), device="cpu", max_disparity=20.0)
     assert backend.name == "learned" and backend.device.type == "cpu"
     left = np.random.default_rng(1).integers(0, 255, (33, 47, 3), dtype=np.uint8)
@@ -87,3 +91,22 @@ def test_learned_backend_result(tmp_path, est):
 def test_learned_backend_without_weights_says_so(tmp_path):
     with pytest.raises(BackendError, match="does not exist"):
         LearnedBackend(model=str(tmp_path / "absent.pt"), device="cpu")
+
+
+@pytest.mark.parametrize("arch,cfg", [("fast", CFG), ("dispnet", {"max_disparity": 32, "width": 4})])
+def test_batchnorm_folding_keeps_the_output(arch, cfg):
+    from stereo_depth_ros.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(arch, **cfg).eval()
+    for m in model.modules():  # non-trivial statistics, as after training
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+    plain = StereoEstimator(model, arch, cfg, device="cpu", fuse=False)
+    fused = StereoEstimator(model, arch, cfg, device="cpu", fuse=True)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.model.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())  # caller's model untouched
+    x, y = torch.rand(1, 3, 40, 72), torch.rand(1, 3, 40, 72)
+    assert torch.allclose(plain(x, y)["disparity"], fused(x, y)["disparity"], atol=1e-3)

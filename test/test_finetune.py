@@ -63,8 +63,11 @@ def test_finetune_on_a_folder_writes_a_loadable_checkpoint(tmp_path, scene):
         cv2.imwrite(str(tmp_path / "data" / "right" / f"{i}.png"), cv2.cvtColor(s.right, cv2.COLOR_RGB2BGR))
     pairs = folder_pairs(tmp_path / "data")
     assert len(pairs) == 2
-    est = StereoEstimator.untrained("fast", **CFG)
-    base = save_checkpoint(make_checkpoint(est.model, "fast", CFG, {"steps": 0}), tmp_path / "base.pt")
+    from stereo_depth_ros.models import build_model
+
+    base = save_checkpoint(
+        make_checkpoint(build_model("fast", **CFG), "fast", CFG, {"steps": 0}), tmp_path / "base.pt"
+    )
     cfg = FinetuneConfig(steps=3, batch_size=2, crop=(64, 48), num_threads=1)
     result = finetune(
         base, pairs, tmp_path / "ft.pt", cfg, device="cpu", data_description="test", progress=False

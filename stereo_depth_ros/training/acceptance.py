@@ -26,7 +26,9 @@ def compare(
     width: int = 640,
     height: int = 480,
     device: str = "cpu",
+    confidence_threshold: float = 0.0,
 ) -> dict[str, Any]:
+    from stereo_depth_ros.backends.learned import LearnedBackend
     from stereo_depth_ros.evaluation.models import build_backend
     from stereo_depth_ros.evaluation.run_dataset import (
         EVAL_SEED_START,
@@ -45,9 +47,20 @@ def compare(
     ]
     if middlebury and Path(middlebury).is_dir():
         datasets.append((f"middlebury ({middlebury})", dataset_source("middlebury", middlebury), None))
-    results: dict[str, Any] = {"checkpoint": checkpoint, "datasets": {}}
+    results: dict[str, Any] = {
+        "checkpoint": checkpoint,
+        "confidence_threshold": confidence_threshold,
+        "datasets": {},
+    }
     for name, source, disp in datasets:
-        models = [build_backend("sgbm", disp), build_backend(checkpoint, disp, device, "fp32")]
+        backend = LearnedBackend(
+            model=checkpoint,
+            device=device,
+            precision="fp32",
+            max_disparity=disp,
+            confidence_threshold=confidence_threshold,
+        )
+        models = [build_backend("sgbm", disp), (checkpoint, backend)]
         sub = None if out_dir is None else str(Path(out_dir) / name.split()[0])
         runs, _ = evaluate(source, models, sub, disp, figures=2 if sub else 0, progress=False)
         sgbm, learned = (r.summary for r in runs)
@@ -90,15 +103,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--middlebury", default="../shared/data/middlebury", help="Middlebury root ('' to skip)")
     p.add_argument("--out", default=None, help="also write figures and a JSON summary here")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument(
+        "--confidence-threshold",
+        type=float,
+        default=0.0,
+        help="learned backend option: NaN where its confidence is lower (default 0: dense)",
+    )
     args = p.parse_args(argv)
     import torch
 
     torch.set_num_threads(args.threads)
-    results = compare(args.checkpoint, args.count, args.middlebury or None, args.out)
+    results = compare(
+        args.checkpoint,
+        args.count,
+        args.middlebury or None,
+        args.out,
+        confidence_threshold=args.confidence_threshold,
+    )
     print(format_table(results))
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
-        (Path(args.out) / "acceptance.json").write_text(json.dumps(results, indent=2))
+        name = f"acceptance_conf{args.confidence_threshold:g}.json"
+        (Path(args.out) / name).write_text(json.dumps(results, indent=2))
     return 0 if results["accepted"] else 1
 
 
