@@ -54,8 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--levels", type=int, default=5)
     parser.add_argument("--dropout", type=float, default=0.1)
     parser.add_argument("--no-batch-norm", action="store_true")
-    parser.add_argument("--baseline-channel", action=argparse.BooleanOptionalAction, default=True,
-                        help="feed the threshold baseline's mask as an input channel (default: yes)")
+    parser.add_argument("--baseline-channel", action=argparse.BooleanOptionalAction, default=False,
+                        help="feed the threshold baseline's mask as an input channel (default: no; "
+                             "it did not raise validation IoU, see docs/nearest.md)")
     parser.add_argument("--score-threshold", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1,
