@@ -68,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
         from pathlib import Path
 
         command = (f"stereo-depth bench --sizes {args.sizes} --backends {args.backends} "
-                   f"--device {args.device} --repeats {args.repeats} --warmup {args.warmup}")
+                   f"--device {args.device} --repeats {args.repeats} --warmup {args.warmup}"
+                   + (f" --threads {args.threads}" if args.threads else ""))
         Path(args.markdown).write_text(format_markdown(rep, command))
     if args.json:
         write_json(args.json, {"environment": rep.environment, "rows": rep.rows, "clouds": rep.clouds,
