@@ -67,5 +67,15 @@ def test_figures_are_images_with_content(tmp_path):
     hist = report.error_histogram({"a": np.abs(pred - gt), "b": np.zeros(10)}, max_error=5, bins=10)
     assert hist.shape == (360, 720, 3)
     assert (hist != 255).any(axis=2).mean() > 0.01  # axes, curves and labels drawn
+    # missing predictions (+inf errors) count in the last bin: with half missing, its curve sits
+    # at 50 % of the pixels, the top of the plot (the y axis runs to 110 % of the highest bin)
+    half = report.error_histogram({"a": np.r_[np.zeros(50), np.full(50, np.inf)]}, max_error=5, bins=10)
+    only = report.error_histogram({"a": np.zeros(50)}, max_error=5, bins=10)
+    assert not np.array_equal(half, only)
+    blue = np.array(report._PALETTE[0])
+    for image, high in ((half, True), (only, False)):
+        column = image[:, 60 + 64 * 9 + 20]  # a column inside the last bin (plot x from 60, 64 px/bin)
+        rows = np.flatnonzero(np.abs(column.astype(int) - blue).sum(axis=1) < 30)
+        assert rows.size and (rows.min() < 180) == high  # plot spans y 30..312
     path = report.save_figure(tmp_path, "frame 1/a", hist)
     assert path.is_file() and path.name == "frame_1_a.png"

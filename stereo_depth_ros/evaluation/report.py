@@ -246,7 +246,7 @@ def error_histogram(errors: dict[str, np.ndarray], max_error: float = 10.0, bins
     hists = {}
     for name, err in errors.items():
         err = np.asarray(err, dtype=np.float64).ravel()
-        err = err[np.isfinite(err)]
+        err = err[~np.isnan(err)]  # +inf (no prediction) stays: it lands in the last bin
         counts = (np.histogram(np.minimum(err, max_error - 1e-9), bins=edges)[0] if err.size
                   else np.zeros(bins))
         hists[name] = counts / max(err.size, 1)
