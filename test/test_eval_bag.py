@@ -114,3 +114,27 @@ def test_eval_bag_command_on_broken_bags(tmp_path, capsys):
     db.write_bytes(db.read_bytes()[:1000])
     assert main(["eval-bag", str(tmp_path / "bag"), "--model", "sgbm", "--out", str(tmp_path / "o")]) == 2
     assert str(tmp_path / "bag") in capsys.readouterr().err
+
+
+def test_disparity_image_ground_truth_topic(tmp_path):
+    """A stereo_msgs/DisparityImage GT topic (as a reference node would publish) round-trips and scores."""
+    depth = 2.5
+    sample = render(fronto_parallel_plane_scene(depth, seed=5), RIG)
+    d = RIG.fx * RIG.baseline / depth
+    geom = RIG.geometry()
+    with bag_io.BagWriter(tmp_path / "bag", "mcap") as bag:
+        for i in range(2):
+            t = 10**18 + i * 10**8
+            for topic, msg in frame_messages(sample, t):
+                if not topic.startswith("/ground_truth"):
+                    bag.write(topic, msg, t)
+            gt = bag_io.disparity_image(sample.disparity, geom, t, "stereo_left_optical_frame", 0.0, 64.0)
+            bag.write("/reference/disparity", gt, t)
+    with bag_io.open_bag(tmp_path / "bag") as bag:
+        assert bag.topics["/reference/disparity"].msgtype == bag_io.DISPARITY
+        msg = next(m for _, _, m in bag.messages(["/reference/disparity"]))
+        assert msg.t == pytest.approx(RIG.baseline) and msg.max_disparity == 64.0
+    runs, _, info = evaluate_bag(tmp_path / "bag", [("c", _Constant(d))],
+                                 BagEvalOptions(gt_topic="reference/disparity"), progress=False)
+    assert info["gt_kind"] == "disparity" and info["paired"] == 2
+    assert runs[0].summary["epe"] == pytest.approx(0.0, abs=1e-3)
