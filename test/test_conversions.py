@@ -8,7 +8,7 @@ from std_msgs.msg import Header
 
 from stereo_depth_ros.backends.base import DisparityResult
 from stereo_depth_ros.geometry import CameraModelError, StereoGeometry
-from stereo_depth_ros.pointcloud import cloud_from_disparity
+from stereo_depth_ros.pointcloud import CloudBuilder, cloud_from_disparity
 from stereo_depth_ros.ros import conversions as conv
 from stereo_depth_ros.ros._cv_bridge import CvBridge
 from stereo_depth_ros.ros.compat import point_cloud2
@@ -134,3 +134,15 @@ def test_depth_and_cloud_messages():
     assert len(pts) == 4800 and np.isnan(pts["z"][2 * 80 + 3])
     assert pts["z"][0] == pytest.approx(2.0)
     assert pts["x"][0] == pytest.approx((0 - 40.0) * 2.0 / 200.0)
+
+
+def test_cloud_message_from_a_builder_takes_its_buffer_without_a_copy():
+    disparity = np.full((60, 80), 10.0, np.float32)
+    disparity[2, 3] = np.nan
+    rgb = np.random.default_rng(3).integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    payload = CloudBuilder().build(disparity, GEOM, rgb)
+    cloud = conv.cloud_msg(payload, Header(frame_id="f"))
+    assert cloud.data is payload.buffer
+    assert bytes(cloud.data) == cloud_from_disparity(disparity, GEOM, rgb).tobytes()
+    copied = conv.cloud_msg(cloud_from_disparity(disparity, GEOM, rgb), Header(frame_id="f"))
+    assert bytes(copied.data) == bytes(cloud.data) and len(copied.data) == 60 * 80 * 16

@@ -2,11 +2,13 @@ import numpy as np
 import pytest
 import torch
 
-from stereo_depth_ros.geometry import StereoGeometry, reproject
+from stereo_depth_ros.geometry import StereoGeometry, disparity_to_depth, reproject
 from stereo_depth_ros.pointcloud import (
+    CloudBuilder,
     build_cloud,
     build_cloud_reference,
     cloud_from_disparity,
+    depth_from_disparity,
     pack_rgb,
     read_ply,
     unpack_rgb,
@@ -37,6 +39,56 @@ def test_vectorized_matches_reference(organized, use_rgb):
     assert payload.tobytes() == build_cloud_reference(pts, colours, organized)
     torch_payload = build_cloud(torch.from_numpy(pts), torch.from_numpy(rgb) if use_rgb else None, organized)
     assert torch_payload.tobytes() == payload.tobytes()
+
+
+def _awkward_disparity(seed=0):
+    disp, rgb = _scene(seed)
+    disp[0, :4] = [-1.0, np.inf, -np.inf, 1e-30]  # negative, infinite, tiny (huge depth)
+    return disp, rgb
+
+
+def test_depth_from_disparity_is_disparity_to_depth_bit_for_bit():
+    disp, _ = _awkward_disparity()
+    out = np.full_like(disp, 7.0)
+    assert depth_from_disparity(disp, GEOM, out) is out
+    assert out.tobytes() == disparity_to_depth(disp, GEOM).tobytes()
+
+
+@pytest.mark.parametrize("organized", [True, False])
+@pytest.mark.parametrize("use_rgb", [True, False])
+@pytest.mark.parametrize("pass_depth", [True, False])
+def test_cloud_builder_gives_the_reference_bytes(organized, use_rgb, pass_depth):
+    builder = CloudBuilder()
+    for seed in (1, 2):  # the second build reuses the buffer and must not keep the first frame
+        disp, rgb = _awkward_disparity(seed)
+        colours = rgb if use_rgb else None
+        depth = depth_from_disparity(disp, GEOM) if pass_depth else None
+        payload = builder.build(disp, GEOM, colours, depth, organized)
+        expected = build_cloud_reference(reproject(disp, GEOM), colours, organized)
+        assert payload.tobytes() == expected
+        if payload.buffer is not None:  # what a message takes without a copy
+            assert bytes(payload.buffer) == expected
+        ref = build_cloud(reproject(disp, GEOM), colours, organized)
+        assert (payload.height, payload.width, payload.is_dense, payload.fields) == \
+            (ref.height, ref.width, ref.is_dense, ref.fields)
+
+
+def test_cloud_builder_follows_size_and_geometry_changes_and_dense_frames():
+    builder = CloudBuilder()
+    disp, rgb = _scene()
+    builder.build(disp, GEOM, rgb)
+    shifted = StereoGeometry(fx=120.0, fy=90.0, cx=10.0, cy=8.0, cx_right=12.0, baseline=0.2,
+                             width=32, height=24)
+    full = np.full((24, 32), 5.0, np.float32)
+    payload = builder.build(full, shifted, rgb)
+    assert payload.tobytes() == build_cloud_reference(reproject(full, shifted), rgb) and payload.is_dense
+    small = np.full((6, 8), 4.0, np.float32)
+    payload = builder.build(small, GEOM, None)
+    assert payload.tobytes() == build_cloud_reference(reproject(small, GEOM), None)
+    with pytest.raises(ValueError, match="colours"):
+        builder.build(disp, GEOM, rgb[:5])
+    with pytest.raises(ValueError, match="disparity must be"):
+        builder.build(disp[None], GEOM, None)
 
 
 def test_organized_layout_and_nans():

@@ -128,11 +128,21 @@ def _copy_stamp(stamp: Any) -> TimeMsg:
 def _float_image(values: np.ndarray, header: Header) -> Image:
     values = np.ascontiguousarray(values, dtype=np.float32)
     msg = Image(header=header, height=int(values.shape[0]), width=int(values.shape[1]),
-                encoding="32FC1", is_bigendian=False, step=int(values.shape[1]) * 4)
-    data = array.array("B")
-    data.frombytes(values.tobytes())
-    msg.data = data
+                encoding="32FC1", is_bigendian=False, step=int(values.shape[1]) * 4,
+                check_fields=True)  # see _byte_array
+    msg.data = _byte_array(values)
     return msg
+
+
+def _byte_array(values: np.ndarray) -> array.array:
+    """The array's bytes as the array.array('B') rclpy stores uint8[] fields in: one copy.
+
+    A message built with ``check_fields=True`` keeps an assigned array.array('B') as it is;
+    without it (rclpy's default unless ROS_PYTHON_CHECK_FIELDS=1) the setter copies it again
+    (and bytes or a list would be converted element by element)."""
+    data = array.array("B")
+    data.frombytes(memoryview(np.ascontiguousarray(values)).cast("B"))
+    return data
 
 
 def to_numpy(values: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -184,14 +194,13 @@ def point_fields(payload: CloudPayload) -> list[PointField]:
 
 
 def cloud_msg(payload: CloudPayload, header: Header) -> PointCloud2:
-    """sensor_msgs/PointCloud2 carrying the payload's bytes as they are (one copy)."""
+    """sensor_msgs/PointCloud2 carrying the payload's bytes as they are: no copy when the payload
+    lives in a CloudBuilder's buffer (then publish before the next build), else one copy."""
     msg = PointCloud2(header=header, height=payload.height, width=payload.width,
                       fields=point_fields(payload), is_bigendian=False,
                       point_step=payload.point_step, row_step=payload.row_step,
-                      is_dense=payload.is_dense)
-    data = array.array("B")
-    data.frombytes(np.ascontiguousarray(payload.points).reshape(-1).view(np.uint8).data)
-    msg.data = data
+                      is_dense=payload.is_dense, check_fields=True)  # see _byte_array
+    msg.data = payload.buffer if payload.buffer is not None else _byte_array(payload.points)
     return msg
 
 

@@ -35,8 +35,8 @@ from stereo_msgs.msg import DisparityImage
 
 from stereo_depth_ros.backends import BackendError, default_backend_name, make_backend
 from stereo_depth_ros.backends.sgbm import SgbmBackend, SgbmParams
-from stereo_depth_ros.geometry import CameraModelError, disparity_to_depth, reproject
-from stereo_depth_ros.pointcloud import build_cloud
+from stereo_depth_ros.geometry import CameraModelError, reproject
+from stereo_depth_ros.pointcloud import CloudBuilder, build_cloud, depth_from_disparity
 from stereo_depth_ros.ros import conversions as conv
 from stereo_depth_ros.ros import input_checks as checks
 from stereo_depth_ros.ros.compat import SOURCES, message_filters
@@ -102,6 +102,8 @@ class DepthNode(Node):
         self._fps_window: list[float] = []
         self._stamps = checks.StampGuard()
         self._stalled_inputs: tuple[str, ...] = ()
+        self._cloud_builder = CloudBuilder()
+        self._cloud_lock = threading.Lock()
 
         self._backend_lock = threading.Lock()
         self.backend = self._build_backend()
@@ -399,26 +401,32 @@ class DepthNode(Node):
 
         disparity_dev = result.shift - geometry.doffs
         disparity = conv.to_numpy(disparity_dev)
-        payload = None
-        if wanted(self.pub_points):
-            colours = left_rgb if self._param("use_color") else None
-            if disparity_dev.is_cuda:  # build on the GPU, one transfer at the end
-                colours = None if colours is None else torch.from_numpy(colours).to(disparity_dev.device)
-                points = reproject(disparity_dev, geometry)
-            else:  # on the CPU numpy is as vectorized and avoids torch's thread start-up per call
-                points = reproject(disparity, geometry)
-            payload = build_cloud(points, colours, bool(self._param("organized")))
-        t3 = time.perf_counter()
-        if wanted(self.pub_disparity):
-            self.pub_disparity.publish(conv.disparity_msg(
-                disparity, result, geometry, header, right_fx=float(right_info.p[0])))
-        if wanted(self.pub_depth):
-            self.pub_depth.publish(conv.depth_msg(disparity_to_depth(disparity, geometry), header))
-        if payload is not None:
-            self.pub_points.publish(conv.cloud_msg(payload, header))
-        if wanted(self.pub_confidence) and result.confidence is not None:
-            self.pub_confidence.publish(conv.depth_msg(result.confidence, header))
-        t4 = time.perf_counter()
+        want_points, want_depth = wanted(self.pub_points), wanted(self.pub_depth)
+        on_cpu = not disparity_dev.is_cuda
+        depth = (depth_from_disparity(disparity, geometry)
+                 if want_depth or (want_points and on_cpu) else None)
+        # the cloud builder's buffer is reused: hold it from build to publish (rclpy copies it)
+        with self._cloud_lock:
+            payload = None
+            if want_points:
+                colours = left_rgb if self._param("use_color") else None
+                organized = bool(self._param("organized"))
+                if on_cpu:  # straight into the message buffer: no points array, no copies
+                    payload = self._cloud_builder.build(disparity, geometry, colours, depth, organized)
+                else:  # build on the GPU, one transfer at the end
+                    colours = None if colours is None else torch.from_numpy(colours).to(disparity_dev.device)
+                    payload = build_cloud(reproject(disparity_dev, geometry), colours, organized)
+            t3 = time.perf_counter()
+            if wanted(self.pub_disparity):
+                self.pub_disparity.publish(conv.disparity_msg(
+                    disparity, result, geometry, header, right_fx=float(right_info.p[0])))
+            if want_depth:
+                self.pub_depth.publish(conv.depth_msg(depth, header))
+            if payload is not None:
+                self.pub_points.publish(conv.cloud_msg(payload, header))
+            if wanted(self.pub_confidence) and result.confidence is not None:
+                self.pub_confidence.publish(conv.depth_msg(result.confidence, header))
+            t4 = time.perf_counter()
         with self._lock:
             self.counters["processed"] += 1
             now = time.monotonic()
