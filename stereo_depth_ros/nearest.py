@@ -35,6 +35,9 @@ DEFAULT_PERCENTILE = 5.0
 NO_OBJECT_DISTANCE = math.inf
 BACKENDS = ("unet", "threshold")
 BASELINE_HINT_AREA = 0.004  # min area of the baseline hint channel, as a share of the input
+# Disparities in the top share of the backend's search range are not trusted (see
+# drop_range_end): block matchers pile their wrong matches (speckles on weak texture) there.
+RANGE_END_MARGIN = 0.1
 
 
 class NearestInputError(ValueError):
@@ -143,6 +146,21 @@ def check_disparity(disparity: np.ndarray) -> np.ndarray:
 
 def valid_disparity(disparity: np.ndarray) -> np.ndarray:
     return np.isfinite(disparity) & (disparity > 0)
+
+
+def drop_range_end(disparity: np.ndarray, disparity_limit: float | None,
+                   margin: float = RANGE_END_MARGIN) -> np.ndarray:
+    """``disparity`` with NaN where it lies in the top ``margin`` (share) of the search range
+    (at or above ``(1 - margin) * disparity_limit``), the backend's largest reportable disparity
+    (DisparityImage.max_disparity). A block matcher's gross errors (blobs of wrong matches on
+    weak or repetitive texture, larger than its speckle filter) cluster at the end of its search
+    range, and a true match there is no better: the object may be nearer than the range can
+    express. Left as is when ``disparity_limit`` is None, not finite or <= 0."""
+    if disparity_limit is None or not (math.isfinite(disparity_limit) and disparity_limit > 0):
+        return disparity
+    cut = (1.0 - margin) * float(disparity_limit)
+    return np.where(np.isfinite(disparity) & (disparity >= cut), np.float32(np.nan), disparity).astype(
+        np.float32, copy=False)
 
 
 def largest_component(mask: np.ndarray, min_area: int = 1) -> np.ndarray:
@@ -377,6 +395,10 @@ def pick_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
+def w_h(a: np.ndarray) -> str:
+    return f"{a.shape[1]}x{a.shape[0]}"
+
+
 def check_inputs(left: np.ndarray, disparity: np.ndarray) -> np.ndarray:
     """Validate the pair; returns the disparity as float32. Raises NearestInputError."""
     d = check_disparity(disparity)
@@ -464,14 +486,24 @@ class NearestObjectDetector:
         geometry: StereoGeometry,
         max_disparity: float | None = None,
         confidence: np.ndarray | None = None,
+        disparity_limit: float | None = None,
     ) -> NearestObject:
         """Nearest object in this frame (NearestObject.empty when nothing is in range).
 
         disparity: published disparity (adjusted for cx_l - cx_r), NaN where invalid.
         max_disparity: normalization for the U-Net input (DisparityImage.max_disparity, at the
         disparity's resolution); default: the largest valid disparity of the frame.
+        disparity_limit: the backend's largest reportable disparity (DisparityImage.max_disparity);
+        disparities in the top ``RANGE_END_MARGIN`` of it are treated as invalid
+        (``drop_range_end``). None: every finite positive disparity is used.
         """
         d = check_inputs(left, disparity)
+        if disparity_limit is not None:
+            d = drop_range_end(d, disparity_limit)
+            if not valid_disparity(d).any():
+                raise InvalidDisparityError(
+                    f"disparity {w_h(d)} has no valid pixel below the end of the search range "
+                    f"({(1.0 - RANGE_END_MARGIN) * disparity_limit:.1f} px)")
         h, w = d.shape
         if (geometry.height, geometry.width) != (h, w):
             raise SizeMismatchError(

@@ -248,3 +248,22 @@ def test_a_mask_that_bleeds_onto_the_background_keeps_points_on_the_object():
     assert obj.distance == pytest.approx(2.0, rel=1e-4)
     assert np.allclose(obj.edge_points[:, 2], 2.0, rtol=1e-4)  # edges 2 px off still take the object's depth
     assert obj.box_center[2] == pytest.approx(2.0, rel=1e-3) and obj.box_size[2] < 0.05
+
+
+def test_matcher_outliers_at_the_end_of_the_search_range_are_not_the_nearest_object():
+    """SGBM leaves blobs of wrong matches (bigger than its speckle filter) at the top of its
+    search range on weak texture; with the backend's limit they are not taken as an object."""
+    left, disparity, box = scene(near_depth=2.0)  # box at 6 px
+    limit = 32.0  # the backend's max_disparity
+    d = disparity.copy()
+    d[10:22, 100:112] = 31.0  # a 144 px blob on the 10 m wall, 1 px below the limit
+    d[90:100, 120:130] = 29.5  # another one, within the top 10 % of the range
+    det = NearestObjectDetector(backend="threshold", min_area=50)
+    fooled = det.detect(left, d, GEOM)
+    assert fooled.distance < 0.5  # without the limit the blob is taken for the object
+    obj = det.detect(left, d, GEOM, disparity_limit=limit)
+    assert np.array_equal(obj.mask, box)
+    assert obj.distance == pytest.approx(2.0, rel=1e-4)
+    assert np.allclose(obj.edge_points[:, 2], 2.0, rtol=1e-4)
+    with pytest.raises(NearestInputError, match="search range"):
+        det.detect(left, np.full((H, W), 31.5, np.float32), GEOM, disparity_limit=limit)

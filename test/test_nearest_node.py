@@ -7,10 +7,14 @@ at 8 m, a quad at 4 m and the nearest object, a fronto-parallel quad at 2 m. Bou
 - shipped U-Net (skipped without weights/nearest_unet.pt): mask IoU >= 0.7, 90 % of edge
   pixels within 2 px of the boundary, median edge depth and distance within 5 % of 2 m;
 - nothing in range: empty mask/edges/cloud, Range +inf, marker DELETE;
-- bad inputs (sizes that disagree, all-NaN disparity): counted, marker DELETE, node alive.
+- bad inputs (sizes that disagree, all-NaN disparity): counted, marker DELETE, node alive;
+- repeated and out-of-order stamps refused and counted; mono16 left images accepted;
+  matcher outliers at the end of the search range ignored; a disparity that never pairs is
+  counted as unsynchronized and the silent inputs are named in /diagnostics.
 """
 
 import math
+import time
 
 import cv2
 import numpy as np
@@ -28,7 +32,7 @@ from stereo_depth_ros.backends.base import DisparityResult
 from stereo_depth_ros.data.raycast import Shape
 from stereo_depth_ros.data.synthetic import SceneObject, fronto_parallel_plane_scene, render
 from stereo_depth_ros.evaluation.metrics import segmentation_metrics
-from stereo_depth_ros.nearest import default_model_path
+from stereo_depth_ros.nearest import RANGE_END_MARGIN, default_model_path
 from stereo_depth_ros.ros import conversions as conv
 from stereo_depth_ros.ros._cv_bridge import CvBridge
 from stereo_depth_ros.ros.compat import point_cloud2
@@ -83,7 +87,7 @@ class Harness(Node):
             self.got[name][msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec] = msg
         return cb
 
-    def send(self, stamp_ns, left, disparity, info_size=None):
+    def send(self, stamp_ns, left, disparity, info_size=None, only=None, encoding="rgb8"):
         def header():
             h = Header(frame_id="cam_left_optical")
             h.stamp.sec, h.stamp.nanosec = divmod(stamp_ns, 10**9)
@@ -93,10 +97,13 @@ class Harness(Node):
         result = DisparityResult(shift=torch.from_numpy(disparity), confidence=None, min_disparity=0.0,
                                  max_disparity=MAX_DISPARITY, delta_d=1 / 16, valid_window=(0, 0, dw, dh))
         geom = GEOM if info_size is None else GEOM.scaled(info_size[0] / W)
-        self.pubs["left/camera_info"].publish(conv.camera_info_from_geometry(geom, header()))
-        image = BRIDGE.cv2_to_imgmsg(np.ascontiguousarray(left), "rgb8", header())
-        self.pubs["left/image_rect"].publish(image)
-        self.pubs["disparity"].publish(conv.disparity_msg(disparity, result, GEOM, header()))
+        if only in (None, "left/camera_info"):
+            self.pubs["left/camera_info"].publish(conv.camera_info_from_geometry(geom, header()))
+        if only in (None, "left/image_rect"):
+            image = BRIDGE.cv2_to_imgmsg(np.ascontiguousarray(left), encoding, header())
+            self.pubs["left/image_rect"].publish(image)
+        if only in (None, "disparity"):
+            self.pubs["disparity"].publish(conv.disparity_msg(disparity, result, GEOM, header()))
 
     def outputs(self, stamp_ns):
         return {name: self.got[name].get(stamp_ns) for name in OUTPUTS}
@@ -157,7 +164,9 @@ def check_object(mask, edges, xyz, out, truth, iou_min, edge_px, edge_share, z_t
     r = out["distance"]
     assert r.header.frame_id == "cam_left_optical"
     assert abs(r.range - NEAR_Z) <= z_tol * NEAR_Z
-    assert r.min_range == pytest.approx(GEOM.focal_baseline / MAX_DISPARITY, rel=1e-3)
+    # the top RANGE_END_MARGIN of the search range is not trusted: nothing nearer is reported
+    assert r.min_range == pytest.approx(GEOM.focal_baseline / ((1 - RANGE_END_MARGIN) * MAX_DISPARITY),
+                                        rel=1e-3)
     m = out["marker"]
     assert m.action == Marker.ADD and m.type == Marker.CUBE and m.header.frame_id == "cam_left_optical"
     assert abs(m.pose.position.z - NEAR_Z) < 0.1 and m.scale.x == pytest.approx(0.7, abs=0.15)
@@ -235,3 +244,67 @@ def test_missing_weights_is_a_clear_start_error(graph, tmp_path):
         NearestObjectNode(namespace="nomodel", context=graph.context,
                           parameter_overrides=[Parameter("backend", value="unet"),
                                                Parameter("model", value=str(tmp_path / "none.pt"))])
+
+
+def test_repeated_and_older_stamps_are_refused_and_counted(graph, scene):
+    node, harness = setup_node(graph, "stamps", [Parameter("backend", value="threshold")])
+    left, disparity, _ = scene
+    frame(graph, harness, 3_000_000_010, left, disparity)
+    before = dict(node.counters)
+    harness.send(3_000_000_010, left, disparity)  # the same stamp again
+    assert graph.wait_until(lambda: node.counters["duplicate_stamp"] > before["duplicate_stamp"], 10)
+    harness.got["mask"].clear()
+    harness.send(3_000_000_005, left, disparity)  # 5 ns older than the last accepted set
+    assert graph.wait_until(lambda: node.counters["out_of_order"] > before["out_of_order"], 10)
+    frame(graph, harness, 3_000_000_020, left, disparity)  # newer: processed again
+    assert harness.got["mask"].get(3_000_000_005) is None  # no output for the older stamp
+    assert node.counters["processed"] == before["processed"] + 1
+
+
+def test_mono16_left_image_is_accepted(graph, threshold_node, scene):
+    node, harness = threshold_node
+    left, disparity, truth = scene
+    gray = cv2.cvtColor(left, cv2.COLOR_RGB2GRAY).astype(np.uint16) * 16  # 12-bit data
+    before = node.counters["bad_image"]
+    harness.send(1_000_000_020, gray, disparity, encoding="mono16")
+    done = graph.wait_until(lambda: all(m is not None for m in harness.outputs(1_000_000_020).values()), 15)
+    assert done, f"no output for a mono16 image ({node.last_error})"
+    mask = BRIDGE.imgmsg_to_cv2(harness.outputs(1_000_000_020)["mask"]) > 0
+    assert node.counters["bad_image"] == before
+    assert segmentation_metrics(mask, truth)["iou"] >= 0.95
+
+
+def test_outliers_at_the_end_of_the_search_range_are_not_the_object(graph, threshold_node, scene):
+    node, harness = threshold_node
+    left, disparity, truth = scene
+    d = disparity.copy()
+    d[5:20, 120:135] = 0.98 * MAX_DISPARITY  # a blob of wrong matches on the wall, as SGBM leaves
+    mask, _, _, out = frame(graph, harness, 1_000_000_030, left, d)
+    assert segmentation_metrics(mask, truth)["iou"] >= 0.95
+    assert out["distance"].range == pytest.approx(NEAR_Z, rel=0.02)
+
+
+def test_unpaired_inputs_are_counted_and_a_silent_input_is_named(graph, scene):
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    node, harness = setup_node(graph, "unpaired", [Parameter("backend", value="threshold"),
+                                                   Parameter("queue_size", value=3),
+                                                   Parameter("stall_timeout", value=0.5),
+                                                   Parameter("diagnostics_period", value=0.2)])
+    diags = []
+    harness.create_subscription(DiagnosticArray, "/diagnostics", diags.append, 50)
+    left, disparity, _ = scene
+    for i in range(8):  # disparity only: the left image and its camera_info never come
+        harness.send(4_000_000_000 + i, left, disparity, only="disparity")
+        time.sleep(0.15)
+
+    def named() -> bool:
+        return any(st.name.startswith(node.get_fully_qualified_name()) and "left/image_rect" in st.message
+                   for a in diags for st in a.status)
+
+    assert graph.wait_until(named, 10), [st.message for a in diags[-3:] for st in a.status]
+    summary = node.status_summary()
+    assert summary["inputs"]["disparity"]["received"] == 8
+    assert summary["inputs"]["disparity"]["unsynchronized"] >= 5  # pushed out of a queue of 3
+    assert summary["counters"]["unsynchronized"] >= 5
+    assert node.counters["input_stall"] == 1 and node.counters["processed"] == 0

@@ -12,14 +12,17 @@ Outputs, all stamped with the disparity's header (left optical frame):
 - ``nearest_object/distance`` sensor_msgs/Range: ``range`` = robust depth of the object (5th
   percentile of its pixels' depth, metres); REP 117: +inf when nothing is in range. Range is
   chosen over std_msgs/Float32 because it carries the header (stamp + frame) and the valid
-  interval (min_range = f*T / max_disparity, max_range = the parameter);
+  interval (min_range = f*T / (0.9 * max_disparity): disparities in the top 10 % of the
+  search range are not trusted, see nearest.drop_range_end; max_range = the parameter);
 - ``nearest_object/marker`` visualization_msgs/Marker: a translucent CUBE around the object's
   3D points; a DELETE of the same ns/id when nothing is in range or the input is unusable.
 
 Nothing in range: empty mask, empty edges, an empty cloud, distance +inf, marker DELETE; never
 the previous frame's data. Unusable input (sizes that disagree, disparity without a single
 valid pixel, bad camera_info or encoding): nothing but the marker DELETE is published, the
-cause is counted and logged (throttled), the node keeps running.
+cause is counted and logged (throttled), the node keeps running. Sets whose stamp repeats or
+goes back are refused and counted (input_checks.StampGuard, as the depth node); unpaired inputs
+are counted and a silent input is named in /diagnostics (sync_monitor.SyncMonitor).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import math
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -45,6 +49,7 @@ from visualization_msgs.msg import Marker
 from stereo_depth_ros.geometry import CameraModelError, StereoGeometry
 from stereo_depth_ros.nearest import (
     BACKENDS,
+    RANGE_END_MARGIN,
     NearestInputError,
     NearestObject,
     NearestObjectDetector,
@@ -52,11 +57,17 @@ from stereo_depth_ros.nearest import (
 )
 from stereo_depth_ros.pointcloud import build_cloud
 from stereo_depth_ros.ros import conversions as conv
+from stereo_depth_ros.ros import input_checks as checks
 from stereo_depth_ros.ros.compat import SOURCES, CvBridge, message_filters
+from stereo_depth_ros.ros.sync_monitor import SyncMonitor
 
 INPUTS = ("disparity", "left/image_rect", "left/camera_info")
 COUNTERS = ("processed", "found", "nothing_in_range", "dropped_busy", "size_mismatch",
-            "invalid_disparity", "bad_image", "bad_camera_info", "error")
+            "invalid_disparity", "bad_image", "bad_camera_info", "error", "duplicate_stamp",
+            "out_of_order", "time_reset", "unsynchronized", "input_stall")
+# counters that are not skipped inputs: a time reset is accepted; unpaired left images are
+# normal whenever the depth node skips a frame (they are reported per input, not as a warning)
+_NOT_PROBLEMS = ("processed", "found", "nothing_in_range", "time_reset", "unsynchronized")
 MARKER_NS = "nearest_object"
 _BRIDGE = CvBridge()
 
@@ -96,6 +107,8 @@ class NearestObjectNode(Node):
         self.last_result: NearestObject | None = None
         self._lock = threading.Lock()
         self._log_times: dict[str, float] = {}
+        self._stamps = checks.StampGuard()
+        self._stalled_inputs: tuple[str, ...] = ()
         try:
             self.detector = NearestObjectDetector(
                 backend=str(p("backend")), model=str(p("model")) or None, device=str(p("device")),
@@ -119,9 +132,12 @@ class NearestObjectNode(Node):
         in_qos = (qos_profile_sensor_data if p("input_reliability") == "best_effort"
                   else QoSProfile(depth=max(int(p("queue_size")), 1)))
         queue_size = int(p("queue_size"))
+        self.monitor = SyncMonitor(INPUTS, queue_size)
         types = (DisparityImage, Image, CameraInfo)
         self._subs = [message_filters.Subscriber(self, t, name, qos_profile=in_qos)
                       for t, name in zip(types, INPUTS, strict=True)]
+        for i, sub in enumerate(self._subs):  # before the synchronizer: seen precedes matched
+            sub.registerCallback(self._make_seen(i))
         if p("approximate_sync"):
             self._sync = message_filters.ApproximateTimeSynchronizer(self._subs, queue_size, float(p("slop")))
         else:
@@ -181,6 +197,8 @@ class NearestObjectNode(Node):
         declare("output_depth", 1, "Output QoS history depth", (1, 100), read_only=True)
         declare("diagnostics_period", 1.0, "Seconds between /diagnostics messages", (0.05, 60.0),
                 read_only=True)
+        declare("stall_timeout", 2.0, "Seconds one input may stay silent while the others arrive "
+                "before /diagnostics names it", (0.1, 3600.0))
 
     def _param(self, name: str) -> Any:
         return self.get_parameter(name).value
@@ -199,7 +217,25 @@ class NearestObjectNode(Node):
         return SetParametersResult(successful=True)
 
     # ---- input ----
+    def _make_seen(self, index: int) -> Callable[[Any], None]:
+        def seen(msg: Any) -> None:
+            self.monitor.seen(index, _stamp_ns(msg))
+        return seen
+
     def _on_set(self, disparity: DisparityImage, left: Image, left_info: CameraInfo) -> None:
+        self.monitor.matched([_stamp_ns(m) for m in (disparity, left, left_info)])
+        stamp = _stamp_ns(disparity)
+        verdict = self._stamps.check(stamp)
+        if verdict in ("duplicate", "out_of_order"):
+            last = self._stamps.last_ns or 0
+            what = "repeats" if verdict == "duplicate" else f"is {(last - stamp) / 1e6:.1f} ms older than"
+            self._count("duplicate_stamp" if verdict == "duplicate" else "out_of_order",
+                        f"input set stamped {stamp / 1e9:.9f} s {what} the last accepted one: its "
+                        "outputs would be stale")
+            return
+        if verdict == "reset":
+            self._count("time_reset", f"time went back to {stamp / 1e9:.9f} s (bag loop or clock "
+                        "restart): accepted, ordering starts again", level="warn", skipped=False)
         with self._wake:
             if self._pending is not None:
                 self._count("dropped_busy", "processing is slower than the input: the newest set "
@@ -227,12 +263,7 @@ class NearestObjectNode(Node):
         header = conv.with_frame(disparity_msg.header, str(self._param("frame_id")))
         try:
             disparity = conv.disparity_from_msg(disparity_msg)
-            left_img = _BRIDGE.imgmsg_to_cv2(left, desired_encoding="passthrough")
-            if left.encoding in ("bgr8", "bgra8"):
-                left_img = np.ascontiguousarray(left_img[..., 2::-1])
-            elif left.encoding not in ("rgb8", "rgba8", "mono8"):
-                raise conv.UnsupportedEncoding(
-                    f"left image has encoding {left.encoding!r}: use mono8, rgb8, bgr8, rgba8 or bgra8")
+            left_img = conv.image_to_rgb(left, "left")  # the depth node's conversion (mono16 too)
         except conv.ConversionError as exc:
             return self._reject("bad_image", str(exc), header)
         except Exception as exc:
@@ -247,7 +278,8 @@ class NearestObjectNode(Node):
             return self._reject("bad_camera_info", f"camera_info / DisparityImage.T unusable: {exc}", header)
         max_d = float(self._param("max_disparity")) or float(disparity_msg.max_disparity)
         try:
-            result = self.detector.detect(left_img, disparity, geometry, max_disparity=max_d)
+            result = self.detector.detect(left_img, disparity, geometry, max_disparity=max_d,
+                                          disparity_limit=float(disparity_msg.max_disparity))
         except SizeMismatchError as exc:
             return self._reject("size_mismatch", str(exc), header)
         except NearestInputError as exc:
@@ -271,7 +303,9 @@ class NearestObjectNode(Node):
         rng = Range(header=header, radiation_type=Range.INFRARED)
         rng.field_of_view = float(2.0 * math.atan2(geometry.width / 2.0, geometry.fx))
         max_d = float(disparity_msg.max_disparity)
-        rng.min_range = float(geometry.focal_baseline / max_d) if max_d > 0 else 0.0
+        # disparities in the top RANGE_END_MARGIN of the search range are not trusted
+        rng.min_range = (float(geometry.focal_baseline / ((1.0 - RANGE_END_MARGIN) * max_d))
+                         if max_d > 0 else 0.0)
         rng.max_range = float(self.detector.max_range)
         rng.range = float(r.distance) if r.found else math.inf
         self.pub_distance.publish(rng)
@@ -300,7 +334,7 @@ class NearestObjectNode(Node):
         return False
 
     # ---- reporting ----
-    def _count(self, cause: str, message: str, level: str = "error") -> bool:
+    def _count(self, cause: str, message: str, level: str = "error", skipped: bool = True) -> bool:
         with self._lock:
             self.counters[cause] += 1
             count = self.counters[cause]
@@ -310,7 +344,7 @@ class NearestObjectNode(Node):
             if due:
                 self._log_times[cause] = now
         if due:  # one call site per severity: rclpy refuses a severity change at a call site
-            text = f"{message} [{cause}: {count} so far]; frame skipped"
+            text = f"{message} [{cause}: {count} so far]" + ("; frame skipped" if skipped else "")
             if level == "warn":
                 self.get_logger().warning(text)
             else:
@@ -318,20 +352,36 @@ class NearestObjectNode(Node):
         return False
 
     def status_summary(self) -> dict[str, Any]:
+        unsync = self.monitor.unsynchronized
         with self._lock:
+            self.counters["unsynchronized"] = unsync
             n = max(self.counters["processed"], 1)
             return {"backend": self.detector.backend, "device": str(self.detector.device),
                     "counters": dict(self.counters), "last_latency_s": self.last_latency_s,
-                    "mean_latency_s": self.latency_total_s / n, "last_error": self.last_error}
+                    "mean_latency_s": self.latency_total_s / n, "last_error": self.last_error,
+                    "inputs": {k: {"received": r, "unsynchronized": u}
+                               for k, (r, u) in self.monitor.per_input().items()},
+                    "synchronized_sets": self.monitor.sets, "stalled": self.monitor.stalled(),
+                    "silent_inputs": self.monitor.silent_inputs(float(self._param("stall_timeout")))}
 
     def _publish_diagnostics(self) -> None:
+        self._note_stall(self.monitor.silent_inputs(float(self._param("stall_timeout"))))
         s = self.status_summary()
         c = s["counters"]
-        problems = sum(c[k] for k in ("size_mismatch", "invalid_disparity", "bad_image",
-                                      "bad_camera_info", "error", "dropped_busy"))
+        problems = sum(v for k, v in c.items() if k not in _NOT_PROBLEMS)
         status = DiagnosticStatus(name=f"{self.get_fully_qualified_name()}: nearest object",
                                   hardware_id=f"{s['backend']}@{s['device']}")
-        if problems:
+        silent = s["silent_inputs"]
+        if silent:
+            status.level = DiagnosticStatus.WARN
+            status.message = "input stalled, no input sets: " + "; ".join(
+                f"{k} silent {'since start' if age is None else f'for {age:.1f} s'}"
+                for k, age in silent.items()) + " while the other inputs arrive"
+        elif s["stalled"]:
+            status.level = DiagnosticStatus.WARN
+            status.message = ("inputs arrive but none pair up: check that disparity, left/image_rect "
+                              "and left/camera_info share stamps, or set approximate_sync")
+        elif problems:
             status.level = DiagnosticStatus.WARN
             status.message = f"{c['processed']} processed, {problems} inputs skipped ({s['last_error']})"
         else:
@@ -339,11 +389,25 @@ class NearestObjectNode(Node):
             status.message = f"{c['processed']} processed"
         values = {**{k: str(v) for k, v in c.items()},
                   "latency_ms": f"{s['last_latency_s'] * 1000:.1f}",
-                  "mean_latency_ms": f"{s['mean_latency_s'] * 1000:.1f}"}
+                  "mean_latency_ms": f"{s['mean_latency_s'] * 1000:.1f}",
+                  "synchronized_sets": str(s["synchronized_sets"]), "silent_inputs": ", ".join(silent)}
+        values.update({f"received {k}": str(v["received"]) for k, v in s["inputs"].items()})
+        values.update({f"unsynchronized {k}": str(v["unsynchronized"]) for k, v in s["inputs"].items()})
         status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
         msg = DiagnosticArray(status=[status])
         msg.header.stamp = self.get_clock().now().to_msg()
         self.pub_diagnostics.publish(msg)
+
+    def _note_stall(self, silent: dict[str, float | None]) -> None:
+        """Count each stall once when it begins, log its start and its end."""
+        names = tuple(silent)
+        if names and not self._stalled_inputs:
+            self._count("input_stall", f"{', '.join(names)} silent for more than "
+                        f"{float(self._param('stall_timeout')):g} s while the other inputs arrive: "
+                        "no nearest-object output until it resumes", level="warn", skipped=False)
+        elif not names and self._stalled_inputs:
+            self.get_logger().info(f"{', '.join(self._stalled_inputs)} resumed: pairing again")
+        self._stalled_inputs = names
 
     def destroy_node(self) -> None:
         with self._wake:
