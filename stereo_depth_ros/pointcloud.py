@@ -16,6 +16,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
@@ -160,31 +161,47 @@ class CloudBuilder:
 
     The same bytes as ``build_cloud(reproject(disparity, geometry), rgb)`` (same float32
     operations in the same order), without the (H, W, 3) points array, the concatenation or
-    the copy into a message: the buffer is an ``array.array('B')`` that a PointCloud2 takes
-    as its data as it is. A payload is valid until the next ``build``: publish it (rclpy
+    the copy into a message: x, y, z and the packed colour are computed in contiguous scratch
+    planes and interleaved once (cv2.merge) into an ``array.array('B')`` that a PointCloud2
+    takes as its data as it is. A payload is valid until the next ``build``: publish it (rclpy
     copies it on publish) or copy it before building the next one. Not thread-safe.
     """
 
     def __init__(self) -> None:
         self._key: tuple | None = None
         self._buffer: array.array | None = None
-        self._view: np.ndarray | None = None  # (H, W, 4) float32 over the buffer
+        self._view: np.ndarray | None = None  # (H, W, 3 or 4) float32 over the buffer
         self._u: np.ndarray | None = None  # (W,) u - cx
         self._v: np.ndarray | None = None  # (H, 1) v - cy
-        self._tmp: np.ndarray | None = None
+        self._x: np.ndarray | None = None
+        self._y: np.ndarray | None = None
+        self._colour: np.ndarray | None = None  # (H, W, 4) uint8: b, g, r, 0 = the packed float
 
-    def _prepare(self, h: int, w: int, geometry: StereoGeometry) -> None:
-        key = (h, w, geometry.cx, geometry.cy)
+    def _prepare(self, h: int, w: int, fields: int, geometry: StereoGeometry) -> None:
+        key = (h, w, fields, geometry.cx, geometry.cy)
         if key == self._key:
             return
-        if self._view is None or self._view.shape[:2] != (h, w):
-            self._buffer = array.array("B", bytes(h * w * 16))
-            self._view = np.frombuffer(self._buffer, dtype=np.float32).reshape(h, w, 4)
-            self._tmp = np.empty((h, w), np.float32)
+        if self._view is None or self._view.shape != (h, w, fields):
+            self._buffer = array.array("B", bytes(h * w * fields * 4))
+            self._view = np.frombuffer(self._buffer, dtype=np.float32).reshape(h, w, fields)
+            self._x, self._y = np.empty((h, w), np.float32), np.empty((h, w), np.float32)
+            self._colour = np.empty((h, w, 4), np.uint8)
         # as reproject builds them: float32 grids minus the centre, in float32
         self._u = np.arange(w, dtype=np.float32) - geometry.cx
         self._v = (np.arange(h, dtype=np.float32) - geometry.cy)[:, None]
         self._key = key
+
+    def _pack_colour(self, rgb: np.ndarray) -> np.ndarray:
+        """(H, W) float32 view of the packed colours, in the scratch plane."""
+        rgb = np.asarray(rgb)
+        if _LITTLE_ENDIAN and rgb.dtype == np.uint8:
+            # little-endian bytes of (r << 16) | (g << 8) | b are b, g, r, 0: BGRA with alpha 0
+            cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGRA, dst=self._colour)
+            bits = self._colour.view(np.uint32)
+            np.bitwise_and(bits, np.uint32(0x00FFFFFF), out=bits)
+        else:
+            self._colour.view(np.float32)[..., 0] = pack_rgb(rgb)
+        return self._colour.view(np.float32)[..., 0]
 
     def build(self, disparity: np.ndarray, geometry: StereoGeometry, rgb: np.ndarray | None = None,
               depth: np.ndarray | None = None, organized: bool = True) -> CloudPayload:
@@ -199,38 +216,26 @@ class CloudBuilder:
         h, w = disparity.shape
         if rgb is not None and tuple(rgb.shape) != (h, w, 3):
             raise ValueError(f"colours {tuple(rgb.shape)} do not match the disparity ({h}, {w}, 3)")
-        self._prepare(h, w, geometry)
-        buf, tmp = self._view, self._tmp
-        z = depth_from_disparity(disparity, geometry, buf[..., 2]) if depth is None else depth
-        if depth is not None:
-            buf[..., 2] = depth
-        np.multiply(self._u, z, out=tmp)  # x = (u - cx) * Z / fx, as reproject
-        np.divide(tmp, geometry.fx, out=buf[..., 0])
-        np.multiply(self._v, z, out=tmp)
-        np.divide(tmp, geometry.fy, out=buf[..., 1])
-        if rgb is not None:
-            rgb = np.asarray(rgb)
-            if _LITTLE_ENDIAN and rgb.dtype == np.uint8:
-                # the float's bytes, little-endian: b, g, r, 0 (byte 15 is never written: zero
-                # from the allocation). One copy per channel: a reversed-slice copy is 20x slower
-                u8 = buf.view(np.uint8).reshape(h, w, 16)
-                for byte, channel in ((12, 2), (13, 1), (14, 0)):
-                    u8[..., byte] = rgb[..., channel]
-            else:
-                buf[..., 3] = pack_rgb(rgb)
         fields = 4 if rgb is not None else 3
-        finite_z = bool(np.isfinite(z).all())
+        self._prepare(h, w, fields, geometry)
+        z = depth_from_disparity(disparity, geometry) if depth is None else np.asarray(depth, np.float32)
+        x, y = self._x, self._y
+        np.multiply(self._u, z, out=x)  # x = (u - cx) * Z / fx, as reproject
+        np.divide(x, geometry.fx, out=x)
+        np.multiply(self._v, z, out=y)
+        np.divide(y, geometry.fy, out=y)
+        planes = [x, y, z] + ([self._pack_colour(rgb)] if rgb is not None else [])
+        buf = self._view
+        merged = cv2.merge(planes, dst=buf)  # raw 4-byte copies: NaN payloads and colour bits kept
+        if not np.shares_memory(merged, buf):  # OpenCV allocated instead of filling ours
+            buf[...] = merged
+        dtype = XYZRGB_DTYPE if fields == 4 else XYZ_DTYPE
         if organized:
-            if fields == 4:
-                points = buf.view(XYZRGB_DTYPE)[..., 0]
-                is_dense = finite_z and bool(np.isfinite(buf[..., :3]).all())
-                return CloudPayload(points, h, w, is_dense, True, self._buffer)
-            xyz = np.ascontiguousarray(buf[..., :3])
-            is_dense = finite_z and bool(np.isfinite(xyz).all())
-            return CloudPayload(xyz.view(XYZ_DTYPE)[..., 0], h, w, is_dense, False)
-        keep = np.isfinite(buf[..., :3]).all(axis=-1)
-        flat = np.ascontiguousarray(buf[keep][:, :fields])
-        points = flat.view(XYZRGB_DTYPE if fields == 4 else XYZ_DTYPE)[:, 0]
+            # x and y are finite wherever z is, unless (u - cx) * z overflows: check them only then
+            is_dense = bool(np.isfinite(z).all()) and bool(np.isfinite(x).all() & np.isfinite(y).all())
+            return CloudPayload(buf.view(dtype)[..., 0], h, w, is_dense, fields == 4, self._buffer)
+        keep = np.isfinite(x) & np.isfinite(y) & np.isfinite(z)
+        points = np.ascontiguousarray(buf[keep]).view(dtype)[:, 0]
         return CloudPayload(points, 1, int(points.shape[0]), True, fields == 4)
 
 

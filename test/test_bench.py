@@ -23,6 +23,7 @@ def test_bench_prints_model_and_cloud_tables_and_targets(tmp_path, capsys):
         assert row["median_ms"] > 0 and row["sgbm_ms"] > 0 and row["size"] == "64x48"
         assert row["peak_mem_mb"] is not None and row["mem_kind"]
     assert data["clouds"]["64x48"]["identical"] is True
+    assert data["clouds"]["64x48"]["node_path_identical"] is True
     md = (tmp_path / "b.md").read_text()
     assert md.startswith("### ") and "| sgbm | 64x48 |" in md and "Targets (issue 4)" in md
 
@@ -33,10 +34,12 @@ def test_bench_measures_the_node_stages(capsys):
                  "--no-cloud", "--threads", "1"]) == 0
     printed = capsys.readouterr().out
     assert "Depth node stages" in printed
-    row = next(line for line in printed.splitlines()[printed.splitlines().index(
-        next(line for line in printed.splitlines() if line.startswith("Depth node stages"))):]
-        if line.startswith("sgbm"))
-    assert len(row.split()) == 9  # backend, size, 6 stage columns, overhead/SGBM
+    lines = printed.splitlines()
+    start = lines.index(next(line for line in lines if line.startswith("Depth node stages")))
+    rows = [line.split() for line in lines[start:] if line.startswith("sgbm")]
+    # with every output subscribed, then with none (outputs skipped), each labelled
+    assert [r[2] for r in rows[:2]] == ["all", "none"]
+    assert all(len(r) == 10 for r in rows[:2])  # backend, size, subscribers, 6 stages, overhead/SGBM
 
 
 def test_bench_rejects_bad_sizes(capsys):
