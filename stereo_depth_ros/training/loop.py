@@ -233,7 +233,13 @@ class Trainer:
         if self.reader:
             desc = f"{self.reader['kind']} dataset at {self.reader['root']}; augmentation {self.augment}"
         else:
-            desc = self.train_synth.describe() + f"; augmentation {self.augment}"
+            desc = self.train_synth.describe()
+            if self.train_synth.initial_pool is not None:
+                desc += (
+                    f" (growing pool: sample k draws from the first min(scenes, "
+                    f"{self.train_synth.initial_pool} + {self.train_synth.pool_growth:g} k) seeds)"
+                )
+            desc += f"; augmentation {self.augment}"
         if self.real_root:
             desc += f"; real pairs under {self.real_root} used for validation only"
         return desc
