@@ -146,3 +146,7 @@ def test_cloud_message_from_a_builder_takes_its_buffer_without_a_copy():
     assert bytes(cloud.data) == cloud_from_disparity(disparity, GEOM, rgb).tobytes()
     copied = conv.cloud_msg(cloud_from_disparity(disparity, GEOM, rgb), Header(frame_id="f"))
     assert bytes(copied.data) == bytes(cloud.data) and len(copied.data) == 60 * 80 * 16
+    empty = conv.cloud_msg(cloud_from_disparity(np.full((6, 8), np.nan, np.float32), GEOM, None,
+                                                organized=False), Header(frame_id="f"))
+    assert (empty.width, len(empty.data)) == (0, 0)
+    assert len(conv.depth_msg(np.zeros((0, 4), np.float32), Header()).data) == 0

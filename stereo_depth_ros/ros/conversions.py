@@ -141,7 +141,7 @@ def _byte_array(values: np.ndarray) -> array.array:
     without it (rclpy's default unless ROS_PYTHON_CHECK_FIELDS=1) the setter copies it again
     (and bytes or a list would be converted element by element)."""
     data = array.array("B")
-    data.frombytes(memoryview(np.ascontiguousarray(values)).cast("B"))
+    data.frombytes(np.ascontiguousarray(values).reshape(-1).view(np.uint8))  # empty arrays too
     return data
 
 
