@@ -133,3 +133,17 @@ def test_training_on_a_dataset_read_from_disk(config, tmp_path):
     }
     result = Trainer(cfg, tmp_path / "run", device="cpu").run(steps=2, progress=False)
     assert "middlebury dataset" in load_checkpoint(result.final_checkpoint)["meta"]["training_data"]
+
+
+def test_init_from_a_checkpoint_starts_from_its_weights(config, tmp_path):
+    first = Trainer(config, tmp_path / "first", device="cpu").run(steps=2, progress=False)
+    trainer = Trainer(config, tmp_path / "second", device="cpu")
+    trainer.init_from = str(first.final_checkpoint)
+    second = trainer.run(steps=1, progress=False)
+    meta = load_checkpoint(second.final_checkpoint)["meta"]
+    assert meta["initialised_from"] == str(first.final_checkpoint)
+    other = {**config, "model": {**config["model"], "agg_channels": 8}}
+    bad = Trainer(other, tmp_path / "third", device="cpu")
+    bad.init_from = str(first.final_checkpoint)
+    with pytest.raises(TrainingError, match="different model"):
+        bad.run(steps=1, progress=False)

@@ -23,6 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="end training (with the learning rate fully annealed) after this much wall-clock time",
     )
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt if it exists")
+    parser.add_argument("--init", default=None, help="start from this checkpoint's weights (fresh optimizer)")
+    parser.add_argument("--lr", type=float, default=None, help="override the peak learning rate")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cuda, cpu")
     parser.add_argument("--seed", type=int, default=None, help="override the random seed")
     parser.add_argument("--threads", type=int, default=None, help="override torch CPU threads")
@@ -45,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
             cfg["train"]["num_threads"] = args.threads
         if args.workers is not None:
             cfg["train"]["num_workers"] = args.workers
+        if args.lr is not None:
+            cfg["train"]["lr"] = args.lr
         if args.time_budget is not None:
             cfg["train"]["time_budget_s"] = args.time_budget
         out = Path(args.out or f"results/train_{name}")
@@ -54,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
             else "stereo-depth train " + shlex.join(_reconstruct(args))
         )
         trainer = Trainer(cfg, out, device=args.device, command=command)
+        trainer.init_from = args.init
         print(f"training {cfg['arch']} on {trainer.device} -> {out}", flush=True)
         result = trainer.run(steps=args.steps, resume=args.resume, progress=not args.no_progress)
     except (TrainingError, CheckpointError, ValueError) as exc:

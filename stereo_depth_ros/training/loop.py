@@ -226,6 +226,7 @@ class Trainer:
             and (self.val_synth.seed_start + self.val_synth.scenes > self.train_synth.seed_start)
         ):
             raise TrainingError("validation seeds overlap the training seeds; use a separate seed range")
+        self.init_from: str | None = None  # a checkpoint whose weights start the run (fresh optimizer)
         self.real_root = val.get("real")
         self.max_real = int(val.get("max_real") or 0)
 
@@ -300,6 +301,14 @@ class Trainer:
             print(f"resuming {last} at step {start}/{total}", flush=True)
         elif resume:
             print(f"nothing to resume in {self.out_dir}: starting from scratch", flush=True)
+        if start == 0 and self.init_from:
+            init = load_checkpoint(self.init_from)
+            if init["arch"] != self.arch or init["config"] != self.cfg["model"]:
+                raise TrainingError(
+                    f"--init {self.init_from} is a different model ({init['arch']} {init['config']})"
+                )
+            model.load_state_dict(init["state_dict"])
+            print(f"initialised from {init['path']} ({init['meta'].get('steps')} steps)", flush=True)
 
         batch = int(tc["batch_size"])
         if self.reader:
@@ -332,6 +341,7 @@ class Trainer:
                 "train_config": self.cfg,
                 "device": str(self.device),
                 "elapsed_s": round(elapsed(), 1),
+                "initialised_from": self.init_from,
             }
             extra: dict[str, Any] = {}
             if with_optimizer:
