@@ -203,6 +203,7 @@ def test_driver_named_topics_reach_the_depth_node(source_name, source_args, enco
     from stereo_msgs.msg import DisparityImage
 
     from stereo_depth_ros.data.synthetic import StereoRig, render_random
+    from stereo_depth_ros.ros import runner
 
     rig = StereoRig.for_size(320, 240, baseline=baseline)
     sample = render_random(7, rig, max_disparity=56.0)
@@ -218,7 +219,7 @@ def test_driver_named_topics_reach_the_depth_node(source_name, source_args, enco
     executor = MultiThreadedExecutor(num_threads=3, context=context)
     nodes = []
     try:
-        depth = run_cmd.make_node(specs[0], context)  # exactly what `stereo-depth run` builds
+        depth = runner.make_node(specs[0], context)  # exactly what `stereo-depth run` builds
         nodes.append(depth)
         driver = rclpy.create_node(f"fake_{source_name}_driver", context=context)
         nodes.append(driver)
@@ -307,6 +308,7 @@ def test_bag_source_plays_a_recorded_bag_into_the_depth_node(tmp_path):
     from stereo_msgs.msg import DisparityImage
 
     from stereo_depth_ros.commands.record import record_bag
+    from stereo_depth_ros.ros import runner
 
     bag = tmp_path / "bag"
     start_ns = 1_000_000_000_000  # recorded stamps at t = 1000 s: not wall-clock time
@@ -324,7 +326,7 @@ def test_bag_source_plays_a_recorded_bag_into_the_depth_node(tmp_path):
     executor = MultiThreadedExecutor(num_threads=3, context=context)
     nodes, proc = [], None
     try:
-        nodes.append(run_cmd.make_node(specs[0], context))
+        nodes.append(runner.make_node(specs[0], context))
         listener = rclpy.create_node("bag_listener", context=context)
         nodes.append(listener)
         for n in nodes:

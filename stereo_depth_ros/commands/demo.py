@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -39,25 +38,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "loopback unless a ROS install or a profile is already set)")
 
 
-def _stamp_ns(msg: Any) -> int:
-    return int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
-
-
-def _node_parameters(args: argparse.Namespace) -> list:
-    from rclpy.parameter import Parameter
-
-    from stereo_depth_ros.backends import default_backend_name
-
-    backend = default_backend_name() if args.backend == "default" else args.backend
-    params = [Parameter("backend", value=args.backend), Parameter("model", value=args.model),
-              Parameter("device", value=args.device), Parameter("queue_size", value=10),
-              Parameter("lazy_outputs", value=False)]
-    if backend == "sgbm":  # search the whole range the scene can hold (a multiple of 16)
-        span = max(32, int(math.ceil((args.max_disparity + 1) / 16.0)) * 16)
-        params.append(Parameter("disparity_range", value=span))
-    return params
-
-
 def run(args: argparse.Namespace) -> int:
     from stereo_depth_ros.dds import configure_dds
 
@@ -66,72 +46,27 @@ def run(args: argparse.Namespace) -> int:
         print("stereo-depth demo: need --frames >= 1 and an image of at least 32x32", file=sys.stderr)
         return 2
 
-    from rclpy.node import Node
-    from rclpy.parameter import Parameter
-    from rclpy.qos import QoSProfile
-    from sensor_msgs.msg import Image, PointCloud2
-    from stereo_msgs.msg import DisparityImage
-
     from stereo_depth_ros.backends import BackendError
-    from stereo_depth_ros.ros.depth_node import DepthNode
-    from stereo_depth_ros.ros.graph import NodeGraph
-    from stereo_depth_ros.ros.synthetic_camera import SyntheticCamera
+    from stereo_depth_ros.ros.demo_graph import DemoSettings, run_demo_graph
 
-    class Collector(Node):
-        """Keeps every output and ground-truth message by stamp."""
-
-        TOPICS = (("disparity", DisparityImage), ("depth", Image), ("points2", PointCloud2),
-                  ("left/image_rect", Image), ("ground_truth/disparity", Image),
-                  ("ground_truth/depth", Image))
-
-        def __init__(self, context: Any) -> None:
-            super().__init__("demo_collector", context=context)
-            self.got: dict[str, dict[int, Any]] = {name: {} for name, _ in self.TOPICS}
-            self.first_output: dict[int, float] = {}
-            for name, msg_type in self.TOPICS:
-                self.create_subscription(msg_type, name, self._store(name), QoSProfile(depth=50))
-
-        def _store(self, name: str):
-            def callback(msg: Any) -> None:
-                stamp = _stamp_ns(msg)
-                self.got[name][stamp] = msg
-                if name == "points2":
-                    self.first_output.setdefault(stamp, time.monotonic())
-            return callback
-
-        def complete(self) -> list[int]:
-            names = [n for n, _ in self.TOPICS]
-            return sorted(set.intersection(*(set(self.got[n]) for n in names)))
-
+    settings = DemoSettings(frames=args.frames, width=args.width, height=args.height,
+                            backend=args.backend, model=args.model, device=args.device,
+                            max_disparity=float(args.max_disparity), rate=args.rate, seed=args.seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    with NodeGraph() as graph:
-        collector = graph.add(Collector(graph.context))
-        camera = graph.add(SyntheticCamera(context=graph.context, parameter_overrides=[
-            Parameter("width", value=args.width), Parameter("height", value=args.height),
-            Parameter("rate", value=args.rate), Parameter("seed", value=args.seed),
-            Parameter("max_disparity", value=float(args.max_disparity)),
-            Parameter("loop_frames", value=args.frames), Parameter("wait_for_prerender", value=True)]))
-        try:
-            depth = graph.add(DepthNode(context=graph.context, parameter_overrides=_node_parameters(args)))
-        except BackendError as exc:
-            print(f"stereo-depth demo: the {args.backend} backend cannot start: {exc}", file=sys.stderr)
+    try:
+        demo = run_demo_graph(settings, args.timeout, announce=lambda line: print(line, flush=True))
+    except BackendError as exc:
+        print(f"stereo-depth demo: the {args.backend} backend cannot start: {exc}", file=sys.stderr)
+        return 1
+    if len(demo.stamps) < args.frames:
+        print(f"stereo-depth demo: only {len(demo.stamps)} of {args.frames} frames came back within "
+              f"{args.timeout:g} s (camera published {demo.published}; node status: "
+              f"{demo.status['counters']})", file=sys.stderr)
+        if not demo.stamps:
             return 1
-        print(f"demo: {args.width}x{args.height}, {args.frames} frames, backend {depth.backend.name} "
-              f"on {depth.backend.device}{depth.backend_note}; rendering the scene ...", flush=True)
-        deadline = started + args.timeout
-        graph.wait_until(lambda: len(collector.complete()) >= args.frames,
-                         timeout=deadline - time.monotonic())
-        stamps = collector.complete()[: args.frames]
-        status = depth.status_summary()
-        if len(stamps) < args.frames:
-            print(f"stereo-depth demo: only {len(stamps)} of {args.frames} frames came back within "
-                  f"{args.timeout:g} s (camera published {camera.published}; node status: "
-                  f"{status['counters']})", file=sys.stderr)
-            if not stamps:
-                return 1
-        report = _write_results(out, collector, stamps, depth, args, status, camera.geometry.doffs)
+    report = _write_results(out, demo, args)
     report["wall_time_s"] = round(time.monotonic() - started, 2)
     (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
     agg = report["aggregate"]
@@ -140,13 +75,12 @@ def run(args: argparse.Namespace) -> int:
           f"density {100 * agg['density']:.0f} %, depth AbsRel {report['depth_aggregate']['abs_rel']:.3f}; "
           f"{report['fps']:.1f} frames/s out, {1000 * report['mean_stage_s'].get('total', 0):.0f} ms/frame "
           f"in the node")
-    print(f"demo: wrote {out}/ (metrics.json, cloud.ply, {len(stamps)} x left/disparity/error PNGs) "
+    print(f"demo: wrote {out}/ (metrics.json, cloud.ply, {len(demo.stamps)} x left/disparity/error PNGs) "
           f"in {report['wall_time_s']:.1f} s")
     return 0
 
 
-def _write_results(out: Path, collector: Any, stamps: list[int], depth_node: Any,
-                   args: argparse.Namespace, status: dict[str, Any], doffs: float) -> dict[str, Any]:
+def _write_results(out: Path, demo: Any, args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
 
     from stereo_depth_ros.evaluation.metrics import aggregate, depth_metrics, stereo_metrics
@@ -155,6 +89,7 @@ def _write_results(out: Path, collector: Any, stamps: list[int], depth_node: Any
     from stereo_depth_ros.ros.compat import point_cloud2
     from stereo_depth_ros.visualize import colorize, error_map, save_rgb
 
+    collector, stamps, status, doffs = demo.collector, demo.stamps, demo.status, demo.doffs
     per_frame, depth_rows = [], []
     vmax = float(args.max_disparity)
     for i, stamp in enumerate(stamps):
@@ -183,8 +118,8 @@ def _write_results(out: Path, collector: Any, stamps: list[int], depth_node: Any
     fps = (len(times) - 1) / (max(times) - min(times)) if len(times) > 1 and max(times) > min(times) else 0.0
     stereo_keys = [k for k in per_frame[0] if k != "stamp_ns"]
     return {
-        "backend": depth_node.backend.name,
-        "device": str(depth_node.backend.device),
+        "backend": demo.backend_name,
+        "device": demo.backend_device,
         "backend_note": status["backend_note"],
         "width": args.width, "height": args.height,
         "frames": len(stamps),

@@ -11,9 +11,7 @@ listed, not started.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
-import time
 from typing import Any
 
 from stereo_depth_ros.sources import (
@@ -24,13 +22,6 @@ from stereo_depth_ros.sources import (
     parse_param_assignment,
     plan_graph,
 )
-
-# NodeSpec.key -> (module, class) of the node implementation
-NODE_CLASSES = {
-    "synthetic_camera": ("stereo_depth_ros.ros.synthetic_camera", "SyntheticCamera"),
-    "depth_node": ("stereo_depth_ros.ros.depth_node", "DepthNode"),
-    "nearest_object": ("stereo_depth_ros.ros.nearest_object_node", "NearestObjectNode"),
-}
 
 # Source template arguments with their own flags (--vehicle, --left-camera, ...); --arg sets any.
 SOURCE_FLAGS = ("vehicle", "left_camera", "right_camera", "camera_namespace", "camera_name",
@@ -109,22 +100,6 @@ def describe_plan(source: Any, specs: list[NodeSpec]) -> str:
     return "\n".join(lines)
 
 
-def make_node(spec: NodeSpec, context: Any) -> Any:
-    """Instantiate the spec's node class with the spec's name, namespace, remaps and parameters."""
-    from rclpy.parameter import Parameter
-
-    module_name, class_name = NODE_CLASSES[spec.key]
-    cls = getattr(importlib.import_module(module_name), class_name)
-    overrides = [Parameter(name, value=value) for name, value in spec.parameters.items()]
-    return cls(
-        node_name=spec.name,
-        namespace=spec.namespace or None,
-        context=context,
-        cli_args=spec.ros_args(),
-        parameter_overrides=overrides,
-    )
-
-
 def run(args: argparse.Namespace) -> int:
     try:
         source, specs = build_plan(args)
@@ -141,42 +116,11 @@ def run(args: argparse.Namespace) -> int:
     from stereo_depth_ros.dds import configure_dds
 
     configure_dds(args.dds)  # before rclpy creates its first participant
-    from rclpy.executors import ExternalShutdownException
+    from stereo_depth_ros.ros.runner import run_graph
 
-    from stereo_depth_ros.ros.graph import NodeGraph
-
-    graph = NodeGraph(num_threads=4)
     try:
-        for spec in specs:
-            try:
-                node = make_node(spec, graph.context)
-            except Exception as exc:
-                if spec.key != "nearest_object":
-                    raise
-                # the depth graph is still useful without it (e.g. no U-Net weights here)
-                print(f"stereo-depth run: nearest-object node not started: {type(exc).__name__}: {exc} "
-                      "(--nearest-param backend:=threshold needs no weights; --no-nearest-object "
-                      "silences this)", file=sys.stderr)
-                continue
-            graph.add(node)
-            remaps = ", ".join(f"{a} -> {b}" for a, b in spec.remappings) or "no remaps"
-            node.get_logger().info(f"started ({spec.executable}; {remaps})")
-        log = graph.nodes[0].get_logger()
-        log.info(f"source {source.name}: {source.description}")
-        if source.synthetic_camera is None and source.driver:
-            log.info(f"expects the camera driver to be running: {source.driver}")
-        for extra in source.extra_nodes:
-            log.warning(f"not started here (run it yourself): ros2 run {extra.package} {extra.executable} "
-                        f"--ros-args -r __ns:={extra.namespace or '/'} "
-                        + " ".join(f"-r {a}:={b}" for a, b in extra.remappings))
-        deadline = time.monotonic() + args.duration if args.duration > 0 else None
-        while graph.context.ok() and (deadline is None or time.monotonic() < deadline):
-            time.sleep(0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except Exception as exc:  # a node failing to start: say which and why, clean up
+        run_graph(source, specs, args.duration)
+    except Exception as exc:  # a node failing to start: say which and why (the graph is closed)
         print(f"stereo-depth run: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
-    finally:
-        graph.close()
     return 0

@@ -30,7 +30,7 @@ from stereo_depth_ros.ros.graph import NodeGraph
 from stereo_depth_ros.ros.synthetic_camera import SyntheticCamera
 
 NEAREST_REFUSALS = ("dropped_busy", "size_mismatch", "invalid_disparity", "bad_image", "bad_camera_info",
-                    "error")
+                    "error", "duplicate_stamp", "out_of_order")
 
 
 @dataclass
