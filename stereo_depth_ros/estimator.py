@@ -30,7 +30,8 @@ from stereo_depth_ros.paths import WEIGHTS_DIR
 
 FORMAT = "stereo_depth_ros.checkpoint"
 FORMAT_VERSION = 1
-NAMED_CHECKPOINTS = {"default": "default_stereo.pt"}
+# shipped names: "default" exists only once a model passed the acceptance check (weights/README.md)
+NAMED_CHECKPOINTS = {"default": "default_stereo.pt", "fast_cpu_candidate": "fast_cpu_candidate.pt"}
 NOT_STEREO = {"unet": "the nearest-object U-Net"}  # registry entries that take no stereo pair
 _PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 _DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
@@ -87,7 +88,9 @@ def load_checkpoint(path_or_name: str | Path) -> dict[str, Any]:
     path = resolve_checkpoint(path_or_name)
     if not path.is_file():
         hint = (
-            " (shipped weights are not installed; train them with `stereo-depth train`)"
+            " (no shipped weights by that name: the default stereo model ships only once one beats"
+            " SGBM in the acceptance check; model 'fast_cpu_candidate' is the best trained so far,"
+            " or train one with `stereo-depth train`)"
             if str(path_or_name) in NAMED_CHECKPOINTS
             else ""
         )

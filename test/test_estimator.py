@@ -93,6 +93,16 @@ def test_learned_backend_without_weights_says_so(tmp_path):
         LearnedBackend(model=str(tmp_path / "absent.pt"), device="cpu")
 
 
+def test_shipped_names_resolve_to_the_weights_folder(monkeypatch, tmp_path):
+    from stereo_depth_ros import estimator
+
+    shipped = estimator.WEIGHTS_DIR / "fast_cpu_candidate.pt"
+    assert estimator.resolve_checkpoint("fast_cpu_candidate") == shipped
+    monkeypatch.setattr(estimator, "WEIGHTS_DIR", tmp_path)  # a package without default weights
+    with pytest.raises(BackendError, match="ships only once one beats SGBM"):
+        LearnedBackend(model="default", device="cpu")
+
+
 @pytest.mark.parametrize("arch,cfg", [("fast", CFG), ("dispnet", {"max_disparity": 32, "width": 4})])
 def test_batchnorm_folding_keeps_the_output(arch, cfg):
     from stereo_depth_ros.models import build_model
