@@ -18,8 +18,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import rclpy
-import rclpy.executors
 import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import (
@@ -548,26 +546,9 @@ class DepthNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    from stereo_depth_ros.dds import configure_dds
+    from stereo_depth_ros.ros.node_main import spin_node
 
-    configure_dds("auto")
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = DepthNode()
-        rclpy.spin(node)
-    except BackendError as exc:
-        print(f"depth_node: cannot start: {exc}", file=sys.stderr)
-        return 1
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-    return 0
-
+    return spin_node(DepthNode, "depth_node", args, startup_errors=(BackendError,))
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -35,8 +35,6 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import rclpy
-import rclpy.executors
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.node import Node
@@ -419,27 +417,11 @@ class NearestObjectNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    from stereo_depth_ros.dds import configure_dds
     from stereo_depth_ros.estimator import CheckpointError
+    from stereo_depth_ros.ros.node_main import spin_node
 
-    configure_dds("auto")
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = NearestObjectNode()
-        rclpy.spin(node)
-    except (CheckpointError, ValueError) as exc:
-        print(f"nearest_object_node: cannot start: {exc}", file=sys.stderr)
-        return 1
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-    return 0
-
+    return spin_node(NearestObjectNode, "nearest_object_node", args,
+                     startup_errors=(CheckpointError, ValueError))
 
 if __name__ == "__main__":
     sys.exit(main())

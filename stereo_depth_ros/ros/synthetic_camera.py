@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import rclpy
-import rclpy.executors
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
@@ -190,23 +188,9 @@ class SyntheticCamera(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    from stereo_depth_ros.dds import configure_dds
+    from stereo_depth_ros.ros.node_main import spin_node
 
-    configure_dds("auto")
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = SyntheticCamera()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-    return 0
-
+    return spin_node(SyntheticCamera, "synthetic_camera", args)
 
 if __name__ == "__main__":
     sys.exit(main())

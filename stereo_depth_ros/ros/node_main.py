@@ -1,0 +1,36 @@
+"""The ``main()`` every node executable shares: DDS policy, rclpy init, spin, clean shutdown."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+
+
+def spin_node(factory: Callable[[], Node], name: str, args: list[str] | None = None,
+              startup_errors: tuple[type[BaseException], ...] = ()) -> int:
+    """Build the node with ``factory`` and spin it until Ctrl-C or shutdown. An exception in
+    ``startup_errors`` (e.g. weights that cannot load) is printed as "<name>: cannot start: ..."
+    and gives exit status 1."""
+    from stereo_depth_ros.dds import configure_dds
+
+    configure_dds("auto")
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = factory()
+        rclpy.spin(node)
+    except startup_errors as exc:
+        print(f"{name}: cannot start: {exc}", file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0
