@@ -15,19 +15,10 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import torch
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import (
-    FloatingPointRange,
-    IntegerRange,
-    ParameterDescriptor,
-    SetParametersResult,
-)
-from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rcl_interfaces.msg import SetParametersResult
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from stereo_msgs.msg import DisparityImage
 
@@ -37,8 +28,8 @@ from stereo_depth_ros.geometry import CameraModelError, reproject
 from stereo_depth_ros.pointcloud import CloudBuilder, build_cloud, depth_from_disparity
 from stereo_depth_ros.ros import conversions as conv
 from stereo_depth_ros.ros import input_checks as checks
-from stereo_depth_ros.ros.compat import SOURCES, message_filters
-from stereo_depth_ros.ros.sync_monitor import SyncMonitor
+from stereo_depth_ros.ros.compat import SOURCES
+from stereo_depth_ros.ros.worker_node import WorkerNode
 
 INPUTS = ("left/image_rect", "left/camera_info", "right/image_rect", "right/camera_info")
 COUNTERS = ("processed", "unsynchronized", "dropped_busy", "bad_encoding", "bad_image",
@@ -77,13 +68,18 @@ _SGBM_FLOAT = {
 SGBM_PARAMS = tuple(_SGBM_INT) + tuple(_SGBM_FLOAT) + ("full_dp",)
 
 
-def _stamp_ns(msg: Any) -> int:
-    return int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
-
-
-class DepthNode(Node):
+class DepthNode(WorkerNode):
     """See the module docstring. ``**kwargs`` go to rclpy's Node (namespace, context,
     cli_args, parameter_overrides, ...), so launchers and in-process runners can build it."""
+
+    error_counter = "backend_error"
+    set_name = "stereo set"
+    newest_name = "pair"
+    no_sets = "no stereo pairs"
+    stall_consequence = "no stereo pairs"
+    diagnostic_title = "stereo depth"
+    unpaired_message = ("inputs arrive but none pair up: check that the four topics share "
+                        "stamps, or set approximate_sync")
 
     def __init__(self, node_name: str = "depth_node", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
@@ -92,14 +88,9 @@ class DepthNode(Node):
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         self.last_timings: dict[str, float] = {}
         self.timing_totals: dict[str, float] = {}  # summed over processed frames
-        self.last_error: str = ""
         self.backend_note = ""
-        self._lock = threading.Lock()
-        self._log_times: dict[str, float] = {}
         self._started = time.monotonic()
         self._fps_window: list[float] = []
-        self._stamps = checks.StampGuard()
-        self._stalled_inputs: tuple[str, ...] = ()
         self._cloud_builder = CloudBuilder()
         self._cloud_lock = threading.Lock()
 
@@ -107,38 +98,15 @@ class DepthNode(Node):
         self.backend = self._build_backend()
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
-        out_qos = QoSProfile(depth=max(int(p("output_depth")), 1))
-        out_qos.reliability = (ReliabilityPolicy.BEST_EFFORT if p("output_reliability") == "best_effort"
-                               else ReliabilityPolicy.RELIABLE)
+        out_qos = self._output_qos()
         self.pub_disparity = self.create_publisher(DisparityImage, "disparity", out_qos)
         self.pub_depth = self.create_publisher(Image, "depth", out_qos)
         self.pub_points = self.create_publisher(PointCloud2, "points2", out_qos)
         self.pub_confidence = (self.create_publisher(Image, "confidence", out_qos)
                                if p("publish_confidence") else None)
-        self.pub_diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
 
-        in_qos = (qos_profile_sensor_data if p("input_reliability") == "best_effort"
-                  else QoSProfile(depth=max(int(p("queue_size")), 1)))
-        queue_size = int(p("queue_size"))
-        self.monitor = SyncMonitor(INPUTS, queue_size)
-        types = (Image, CameraInfo, Image, CameraInfo)
-        self._subs = [message_filters.Subscriber(self, t, name, qos_profile=in_qos)
-                      for t, name in zip(types, INPUTS, strict=True)]
-        for i, sub in enumerate(self._subs):  # before the synchronizer: seen precedes matched
-            sub.registerCallback(self._make_seen(i))
-        if p("approximate_sync"):
-            self._sync = message_filters.ApproximateTimeSynchronizer(self._subs, queue_size, float(p("slop")))
-        else:
-            self._sync = message_filters.TimeSynchronizer(self._subs, queue_size)
-        self._sync.registerCallback(self._on_set)
-
-        self._pending: tuple[Any, ...] | None = None
-        self._wake = threading.Condition()
-        self._stop = False
-        self._busy = False
-        self._worker = threading.Thread(target=self._work, name=f"{node_name}_worker", daemon=True)
-        self._worker.start()
-        self._diag_timer = self.create_timer(float(p("diagnostics_period")), self._publish_diagnostics)
+        queue_size = self._synchronize(INPUTS, (Image, CameraInfo, Image, CameraInfo))
+        self._start_worker()
         self.get_logger().info(
             f"backend {self.backend.name} on {self.backend.device}{self.backend_note}; "
             f"{'approximate' if p('approximate_sync') else 'exact'} sync (queue {queue_size}); "
@@ -147,17 +115,7 @@ class DepthNode(Node):
 
     # ---- parameters ----
     def _declare_parameters(self) -> None:
-        def declare(name: str, default: Any, description: str, rng: tuple | None = None,
-                    read_only: bool = False) -> None:
-            d = ParameterDescriptor(description=description, read_only=read_only)
-            if rng is not None and isinstance(default, bool):
-                pass
-            elif rng is not None and isinstance(default, int):
-                d.integer_range = [IntegerRange(from_value=rng[0], to_value=rng[1], step=rng[2])]
-            elif rng is not None and isinstance(default, float):
-                d.floating_point_range = [FloatingPointRange(from_value=rng[0], to_value=rng[1])]
-            self.declare_parameter(name, default, d)
-
+        declare = self._declare
         declare("backend", "default", "Disparity backend: 'default' (the best that works here: "
                 f"currently {default_backend_name()}), 'learned' or 'sgbm'; changeable at run time "
                 "(a backend that cannot start is rejected with the reason)")
@@ -176,11 +134,7 @@ class DepthNode(Node):
                 "differ (else they are counted and warned about, and processed)")
         declare("stall_timeout", 2.0, "Seconds one input may stay silent while the others arrive "
                 "before diagnostics report a stall naming it", (0.1, 3600.0))
-        declare("approximate_sync", False, "Pair inputs by approximate time (stamps within slop)",
-                read_only=True)
-        declare("queue_size", 5, "Synchronizer queue size per input", (1, 1000, 1), read_only=True)
-        declare("slop", 0.05, "Approximate sync: largest stamp difference in a set, seconds",
-                (0.0, 10.0), read_only=True)
+        self._declare_sync_parameters()
         declare("baseline", 0.0, "Stereo baseline in metres; > 0 overrides camera_info (for "
                 "drivers that put 0 in the right P[3], e.g. AirSim)", (0.0, 100.0))
         declare("organized", True, "points2 as an H x W organized cloud (else only valid points)")
@@ -192,20 +146,13 @@ class DepthNode(Node):
         declare("lazy_outputs", True, "Skip building outputs that have no subscribers")
         declare("input_reliability", "best_effort", "Input QoS: best_effort (sensor data QoS, "
                 "connects to both kinds of publishers) or reliable", read_only=True)
-        declare("output_reliability", "reliable", "Output QoS reliability: reliable or best_effort",
-                read_only=True)
-        declare("output_depth", 1, "Output QoS history depth", (1, 100, 1), read_only=True)
-        declare("diagnostics_period", 1.0, "Seconds between /diagnostics messages", (0.05, 60.0),
-                read_only=True)
+        self._declare_output_parameters()
         defaults = SgbmParams()
         for name, (description, rng) in _SGBM_INT.items():
             declare(name, int(getattr(defaults, name)), description, rng)
         for name, (description, rng) in _SGBM_FLOAT.items():
             declare(name, float(getattr(defaults, name)), description, rng)
         declare("full_dp", False, "Run the full two-pass SGBM (MODE_HH; SGBM only)")
-
-    def _param(self, name: str) -> Any:
-        return self.get_parameter(name).value
 
     def _sgbm_options(self, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         options = {name: self._param(name) for name in SGBM_PARAMS}
@@ -284,53 +231,10 @@ class DepthNode(Node):
         return type(backend)(estimator=estimator, max_disparity=value or None,
                              confidence_threshold=getattr(backend, "confidence_threshold", 0.0))
 
-    # ---- input ----
-    def _make_seen(self, index: int) -> Callable[[Any], None]:
-        def seen(msg: Any) -> None:
-            self.monitor.seen(index, _stamp_ns(msg))
-        return seen
-
-    def _on_set(self, left: Image, left_info: CameraInfo, right: Image, right_info: CameraInfo) -> None:
-        self.monitor.matched([_stamp_ns(m) for m in (left, left_info, right, right_info)])
-        stamp = _stamp_ns(left)
-        verdict = self._stamps.check(stamp)
-        if verdict in ("duplicate", "out_of_order"):
-            last = self._stamps.last_ns or 0
-            what = "repeats" if verdict == "duplicate" else f"is {(last - stamp) / 1e6:.1f} ms older than"
-            self._count("duplicate_stamp" if verdict == "duplicate" else "out_of_order",
-                        f"stereo set stamped {stamp / 1e9:.9f} s {what} the last accepted one: its "
-                        "outputs would be stale")
-            return
-        if verdict == "reset":
-            self._count("time_reset", f"time went back to {stamp / 1e9:.9f} s (bag loop or clock "
-                        "restart): accepted, ordering starts again", level="warn", skipped=False)
-        with self._wake:
-            if self._pending is not None:
-                self._count("dropped_busy", "processing is slower than the input: the newest "
-                            "pair replaced one still waiting", level="warn")
-            self._pending = (left, left_info, right, right_info, time.perf_counter())
-            self._wake.notify()
-
-    def _work(self) -> None:
-        while True:
-            with self._wake:
-                while self._pending is None and not self._stop:
-                    self._wake.wait(0.5)
-                if self._stop:
-                    return
-                item, self._pending = self._pending, None
-                self._busy = True
-            try:
-                left, left_info, right, right_info, t_arrived = item
-                self.process_pair(left, left_info, right, right_info,
-                                  sync_s=time.perf_counter() - t_arrived)
-            except Exception as exc:  # never let the worker die
-                self._count("backend_error", f"unexpected error: {exc!r}")
-            finally:
-                with self._wake:
-                    self._busy = False
-
     # ---- processing ----
+    def _handle(self, msgs: tuple[Any, ...], queued_at: float) -> None:
+        self.process_pair(*msgs, sync_s=time.perf_counter() - queued_at)
+
     def process_pair(self, left: Image, left_info: CameraInfo, right: Image, right_info: CameraInfo,
                      sync_s: float = 0.0) -> bool:
         """Convert, compute, publish one synchronized set; True when outputs were published.
@@ -436,98 +340,37 @@ class DepthNode(Node):
         return True
 
     # ---- reporting ----
-    def _count(self, cause: str, message: str, level: str = "error", skipped: bool = True) -> bool:
-        """Count ``cause``, keep the message for diagnostics, log it at most every 2 s per cause."""
-        with self._lock:
-            self.counters[cause] += 1
-            count = self.counters[cause]
-            self.last_error = f"{cause}: {message}"
-            now = time.monotonic()
-            due = now - self._log_times.get(cause, -1e9) >= 2.0
-            if due:
-                self._log_times[cause] = now
-        if due:
-            self._emit(level, f"{message} [{cause}: {count} so far]" + ("; frame skipped" if skipped else ""))
-        return False
+    def _locked_summary(self) -> dict[str, Any]:
+        """Counters, rates and the last frame's stage timings."""
+        now = time.monotonic()
+        recent = [t for t in self._fps_window if now - t < 5.0]
+        fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 else 0.0
+        return {
+            "backend": self.backend.name, "device": str(self.backend.device),
+            "backend_note": self.backend_note.strip(" ()"),
+            "counters": dict(self.counters), "fps": fps, **self._input_status(),
+            "in_flight": self.monitor.in_flight()[0] + int(self._pending is not None) + int(self._busy),
+            "last_timings": dict(self.last_timings), "last_error": self.last_error,
+            "mean_timings": {k: v / max(self.counters["processed"], 1)
+                             for k, v in self.timing_totals.items()},
+            "compat": dict(SOURCES),
+        }
 
-    def _emit(self, level: str, text: str) -> None:
-        # one call site per severity: rclpy refuses a severity change at a call site
-        if level == "warn":
-            self.get_logger().warning(text)
-        else:
-            self.get_logger().error(text)
-
-    def status_summary(self) -> dict[str, Any]:
-        """Counters, rates and the last frame's stage timings, as plain values."""
-        unsync = self.monitor.unsynchronized
-        with self._lock:
-            self.counters["unsynchronized"] = unsync
-            now = time.monotonic()
-            recent = [t for t in self._fps_window if now - t < 5.0]
-            fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 else 0.0
-            return {
-                "backend": self.backend.name, "device": str(self.backend.device),
-                "backend_note": self.backend_note.strip(" ()"),
-                "counters": dict(self.counters), "fps": fps,
-                "inputs": {k: {"received": r, "unsynchronized": u}
-                           for k, (r, u) in self.monitor.per_input().items()},
-                "synchronized_sets": self.monitor.sets, "stalled": self.monitor.stalled(),
-                "silent_inputs": self.monitor.silent_inputs(float(self._param("stall_timeout"))),
-                "in_flight": self.monitor.in_flight()[0] + int(self._pending is not None) + int(self._busy),
-                "last_timings": dict(self.last_timings), "last_error": self.last_error,
-                "mean_timings": {k: v / max(self.counters["processed"], 1)
-                                 for k, v in self.timing_totals.items()},
-                "compat": dict(SOURCES),
-            }
-
-    def _publish_diagnostics(self) -> None:
-        self._note_stall(self.monitor.silent_inputs(float(self._param("stall_timeout"))))
-        s = self.status_summary()
-        c = s["counters"]
-        problems = sum(v for k, v in c.items() if k != "processed")
-        status = DiagnosticStatus(name=f"{self.get_fully_qualified_name()}: stereo depth",
-                                  hardware_id=f"{s['backend']}@{s['device']}")
-        silent = s["silent_inputs"]
-        if silent:
-            status.level = DiagnosticStatus.WARN
-            status.message = "input stalled, no stereo pairs: " + "; ".join(
-                f"{k} silent {'since start' if age is None else f'for {age:.1f} s'}"
-                for k, age in silent.items()) + " while the other inputs arrive"
-        elif s["stalled"]:
-            status.level = DiagnosticStatus.WARN
-            status.message = ("inputs arrive but none pair up: check that the four topics share "
-                              "stamps, or set approximate_sync")
-            self._count_stall(status.message)
-        elif problems:
-            status.level = DiagnosticStatus.WARN
-            status.message = f"{c['processed']} processed, {problems} inputs skipped ({s['last_error']})"
-        else:
-            status.level = DiagnosticStatus.OK
-            status.message = f"{c['processed']} processed"
-        values = {**{k: str(v) for k, v in c.items()}, "fps": f"{s['fps']:.2f}",
+    def _diagnostic_values(self, s: dict[str, Any]) -> dict[str, str]:
+        values = {**{k: str(v) for k, v in s["counters"].items()}, "fps": f"{s['fps']:.2f}",
                   "backend": s["backend"], "device": s["device"],
                   "synchronized_sets": str(s["synchronized_sets"])}
         values.update({f"time_{k}_ms": f"{v * 1000:.1f}" for k, v in s["last_timings"].items()})
         values.update({f"received {k}": str(v["received"]) for k, v in s["inputs"].items()})
-        values["silent_inputs"] = ", ".join(silent)
-        status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
-        msg = DiagnosticArray(status=[status])
-        msg.header.stamp = self.get_clock().now().to_msg()
-        self.pub_diagnostics.publish(msg)
+        values["silent_inputs"] = ", ".join(s["silent_inputs"])
+        return values
+
+    def _publish_diagnostics(self) -> tuple[dict[str, int], int]:
+        c, problems = super()._publish_diagnostics()
         if problems and time.monotonic() - self._log_times.get("_summary", -1e9) >= 10.0:
             self._log_times["_summary"] = time.monotonic()
             self.get_logger().info("status: " + ", ".join(f"{k}={v}" for k, v in c.items()))
-
-    def _note_stall(self, silent: dict[str, float | None]) -> None:
-        """Count each stall once when it begins, log its start and its end."""
-        names = tuple(silent)
-        if names and not self._stalled_inputs:
-            self._count("input_stall", f"{', '.join(names)} silent for more than "
-                        f"{float(self._param('stall_timeout')):g} s while the other inputs arrive: "
-                        "no stereo pairs until it resumes", level="warn", skipped=False)
-        elif not names and self._stalled_inputs:
-            self.get_logger().info(f"{', '.join(self._stalled_inputs)} resumed: pairing again")
-        self._stalled_inputs = names
+        return c, problems
 
     def _count_stall(self, message: str) -> None:
         now = time.monotonic()
@@ -535,14 +378,6 @@ class DepthNode(Node):
             self._log_times["_stall"] = now
             per = ", ".join(f"{k}: {v['received']}" for k, v in self.status_summary()["inputs"].items())
             self.get_logger().warning(f"{message} (received {per})")
-
-    def destroy_node(self) -> None:
-        with self._wake:
-            self._stop = True
-            self._wake.notify_all()
-        if self._worker.is_alive() and threading.current_thread() is not self._worker:
-            self._worker.join(timeout=10.0)
-        super().destroy_node()
 
 
 def main(args: list[str] | None = None) -> int:

@@ -29,16 +29,11 @@ from __future__ import annotations
 
 import math
 import sys
-import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
-from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rcl_interfaces.msg import SetParametersResult
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, Range
 from std_msgs.msg import Header
 from stereo_msgs.msg import DisparityImage
@@ -55,9 +50,8 @@ from stereo_depth_ros.nearest import (
 )
 from stereo_depth_ros.pointcloud import build_cloud
 from stereo_depth_ros.ros import conversions as conv
-from stereo_depth_ros.ros import input_checks as checks
-from stereo_depth_ros.ros.compat import SOURCES, CvBridge, message_filters
-from stereo_depth_ros.ros.sync_monitor import SyncMonitor
+from stereo_depth_ros.ros.compat import SOURCES, CvBridge
+from stereo_depth_ros.ros.worker_node import WorkerNode
 
 INPUTS = ("disparity", "left/image_rect", "left/camera_info")
 COUNTERS = ("processed", "found", "nothing_in_range", "dropped_busy", "size_mismatch",
@@ -68,10 +62,6 @@ COUNTERS = ("processed", "found", "nothing_in_range", "dropped_busy", "size_mism
 _NOT_PROBLEMS = ("processed", "found", "nothing_in_range", "time_reset", "unsynchronized")
 MARKER_NS = "nearest_object"
 _BRIDGE = CvBridge()
-
-
-def _stamp_ns(msg: Any) -> int:
-    return int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
 
 
 def geometry_from_left_info(info: CameraInfo, baseline: float, width: int, height: int) -> StereoGeometry:
@@ -90,9 +80,19 @@ def _mono8(mask: np.ndarray, header: Header) -> Image:
     return _BRIDGE.cv2_to_imgmsg(np.ascontiguousarray(mask, dtype=np.uint8) * np.uint8(255), "mono8", header)
 
 
-class NearestObjectNode(Node):
+class NearestObjectNode(WorkerNode):
     """See the module docstring. ``**kwargs`` go to rclpy's Node (namespace, context,
     parameter_overrides, ...)."""
+
+    error_counter = "error"
+    set_name = "input set"
+    newest_name = "set"
+    no_sets = "no input sets"
+    stall_consequence = "no nearest-object output"
+    diagnostic_title = "nearest object"
+    unpaired_message = ("inputs arrive but none pair up: check that disparity, left/image_rect "
+                        "and left/camera_info share stamps, or set approximate_sync")
+    not_problems = _NOT_PROBLEMS
 
     def __init__(self, node_name: str = "nearest_object_node", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
@@ -101,12 +101,7 @@ class NearestObjectNode(Node):
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         self.last_latency_s = 0.0
         self.latency_total_s = 0.0
-        self.last_error = ""
         self.last_result: NearestObject | None = None
-        self._lock = threading.Lock()
-        self._log_times: dict[str, float] = {}
-        self._stamps = checks.StampGuard()
-        self._stalled_inputs: tuple[str, ...] = ()
         try:
             self.detector = NearestObjectDetector(
                 backend=str(p("backend")), model=str(p("model")) or None, device=str(p("device")),
@@ -117,37 +112,15 @@ class NearestObjectNode(Node):
             raise
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
-        out_qos = QoSProfile(depth=max(int(p("output_depth")), 1))
-        out_qos.reliability = (ReliabilityPolicy.BEST_EFFORT if p("output_reliability") == "best_effort"
-                               else ReliabilityPolicy.RELIABLE)
+        out_qos = self._output_qos()
         self.pub_mask = self.create_publisher(Image, "nearest_object/mask", out_qos)
         self.pub_edges = self.create_publisher(Image, "nearest_object/edges", out_qos)
         self.pub_points = self.create_publisher(PointCloud2, "nearest_object/edge_points", out_qos)
         self.pub_distance = self.create_publisher(Range, "nearest_object/distance", out_qos)
         self.pub_marker = self.create_publisher(Marker, "nearest_object/marker", out_qos)
-        self.pub_diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
 
-        in_qos = (qos_profile_sensor_data if p("input_reliability") == "best_effort"
-                  else QoSProfile(depth=max(int(p("queue_size")), 1)))
-        queue_size = int(p("queue_size"))
-        self.monitor = SyncMonitor(INPUTS, queue_size)
-        types = (DisparityImage, Image, CameraInfo)
-        self._subs = [message_filters.Subscriber(self, t, name, qos_profile=in_qos)
-                      for t, name in zip(types, INPUTS, strict=True)]
-        for i, sub in enumerate(self._subs):  # before the synchronizer: seen precedes matched
-            sub.registerCallback(self._make_seen(i))
-        if p("approximate_sync"):
-            self._sync = message_filters.ApproximateTimeSynchronizer(self._subs, queue_size, float(p("slop")))
-        else:
-            self._sync = message_filters.TimeSynchronizer(self._subs, queue_size)
-        self._sync.registerCallback(self._on_set)
-
-        self._pending: tuple[Any, ...] | None = None
-        self._wake = threading.Condition()
-        self._stop = False
-        self._worker = threading.Thread(target=self._work, name=f"{node_name}_worker", daemon=True)
-        self._worker.start()
-        self._diag_timer = self.create_timer(float(p("diagnostics_period")), self._publish_diagnostics)
+        self._synchronize(INPUTS, (DisparityImage, Image, CameraInfo))
+        self._start_worker()
         d = self.detector
         self.get_logger().info(
             f"backend {d.backend}" + (f" ({d.checkpoint_info.get('path')}, input "
@@ -157,15 +130,7 @@ class NearestObjectNode(Node):
 
     # ---- parameters ----
     def _declare_parameters(self) -> None:
-        def declare(name: str, default: Any, description: str, rng: tuple | None = None,
-                    read_only: bool = False) -> None:
-            d = ParameterDescriptor(description=description, read_only=read_only)
-            if rng is not None and isinstance(default, int) and not isinstance(default, bool):
-                d.integer_range = [IntegerRange(from_value=rng[0], to_value=rng[1], step=1)]
-            elif rng is not None and isinstance(default, float):
-                d.floating_point_range = [FloatingPointRange(from_value=rng[0], to_value=rng[1])]
-            self.declare_parameter(name, default, d)
-
+        declare = self._declare
         declare("backend", "unet", f"Segmentation: {' or '.join(BACKENDS)} (classical baseline: "
                 "threshold near the maximum disparity + largest connected component)", read_only=True)
         declare("model", "", "U-Net checkpoint path; '' = the shipped weights/nearest_unet.pt",
@@ -181,25 +146,14 @@ class NearestObjectNode(Node):
                 "maximum disparity", (0.01, 0.9))
         declare("max_disparity", 0.0, "Disparity normalization of the U-Net input; 0 = the "
                 "DisparityImage's max_disparity", (0.0, 100000.0))
-        declare("approximate_sync", False, "Pair inputs by approximate time (stamps within slop)",
-                read_only=True)
-        declare("queue_size", 5, "Synchronizer queue size per input", (1, 1000), read_only=True)
-        declare("slop", 0.05, "Approximate sync: largest stamp difference in a set, seconds",
-                (0.0, 10.0), read_only=True)
+        self._declare_sync_parameters()
         declare("frame_id", "stereo_left_optical_frame",
                 "Frame used when the disparity header has an empty frame_id")
         declare("input_reliability", "best_effort", "Input QoS: best_effort (sensor data) or reliable",
                 read_only=True)
-        declare("output_reliability", "reliable", "Output QoS reliability: reliable or best_effort",
-                read_only=True)
-        declare("output_depth", 1, "Output QoS history depth", (1, 100), read_only=True)
-        declare("diagnostics_period", 1.0, "Seconds between /diagnostics messages", (0.05, 60.0),
-                read_only=True)
+        self._declare_output_parameters()
         declare("stall_timeout", 2.0, "Seconds one input may stay silent while the others arrive "
                 "before /diagnostics names it", (0.1, 3600.0))
-
-    def _param(self, name: str) -> Any:
-        return self.get_parameter(name).value
 
     def _on_set_parameters(self, params: list[Any]) -> SetParametersResult:
         d = self.detector
@@ -214,47 +168,10 @@ class NearestObjectNode(Node):
                 d.band = float(prm.value)
         return SetParametersResult(successful=True)
 
-    # ---- input ----
-    def _make_seen(self, index: int) -> Callable[[Any], None]:
-        def seen(msg: Any) -> None:
-            self.monitor.seen(index, _stamp_ns(msg))
-        return seen
-
-    def _on_set(self, disparity: DisparityImage, left: Image, left_info: CameraInfo) -> None:
-        self.monitor.matched([_stamp_ns(m) for m in (disparity, left, left_info)])
-        stamp = _stamp_ns(disparity)
-        verdict = self._stamps.check(stamp)
-        if verdict in ("duplicate", "out_of_order"):
-            last = self._stamps.last_ns or 0
-            what = "repeats" if verdict == "duplicate" else f"is {(last - stamp) / 1e6:.1f} ms older than"
-            self._count("duplicate_stamp" if verdict == "duplicate" else "out_of_order",
-                        f"input set stamped {stamp / 1e9:.9f} s {what} the last accepted one: its "
-                        "outputs would be stale")
-            return
-        if verdict == "reset":
-            self._count("time_reset", f"time went back to {stamp / 1e9:.9f} s (bag loop or clock "
-                        "restart): accepted, ordering starts again", level="warn", skipped=False)
-        with self._wake:
-            if self._pending is not None:
-                self._count("dropped_busy", "processing is slower than the input: the newest set "
-                            "replaced one still waiting", level="warn")
-            self._pending = (disparity, left, left_info)
-            self._wake.notify()
-
-    def _work(self) -> None:
-        while True:
-            with self._wake:
-                while self._pending is None and not self._stop:
-                    self._wake.wait(0.5)
-                if self._stop:
-                    return
-                item, self._pending = self._pending, None
-            try:
-                self.process(*item)
-            except Exception as exc:  # never let the worker die
-                self._count("error", f"unexpected error: {exc!r}")
-
     # ---- processing ----
+    def _handle(self, msgs: tuple[Any, ...], queued_at: float) -> None:
+        self.process(*msgs)
+
     def process(self, disparity_msg: DisparityImage, left: Image, left_info: CameraInfo) -> bool:
         """One synchronized set -> outputs; True when published. Failures are counted, not raised."""
         t0 = time.perf_counter()
@@ -332,88 +249,22 @@ class NearestObjectNode(Node):
         return False
 
     # ---- reporting ----
-    def _count(self, cause: str, message: str, level: str = "error", skipped: bool = True) -> bool:
-        with self._lock:
-            self.counters[cause] += 1
-            count = self.counters[cause]
-            self.last_error = f"{cause}: {message}"
-            now = time.monotonic()
-            due = now - self._log_times.get(cause, -1e9) >= 2.0
-            if due:
-                self._log_times[cause] = now
-        if due:  # one call site per severity: rclpy refuses a severity change at a call site
-            text = f"{message} [{cause}: {count} so far]" + ("; frame skipped" if skipped else "")
-            if level == "warn":
-                self.get_logger().warning(text)
-            else:
-                self.get_logger().error(text)
-        return False
+    def _locked_summary(self) -> dict[str, Any]:
+        n = max(self.counters["processed"], 1)
+        return {"backend": self.detector.backend, "device": str(self.detector.device),
+                "counters": dict(self.counters), "last_latency_s": self.last_latency_s,
+                "mean_latency_s": self.latency_total_s / n, "last_error": self.last_error,
+                **self._input_status()}
 
-    def status_summary(self) -> dict[str, Any]:
-        unsync = self.monitor.unsynchronized
-        with self._lock:
-            self.counters["unsynchronized"] = unsync
-            n = max(self.counters["processed"], 1)
-            return {"backend": self.detector.backend, "device": str(self.detector.device),
-                    "counters": dict(self.counters), "last_latency_s": self.last_latency_s,
-                    "mean_latency_s": self.latency_total_s / n, "last_error": self.last_error,
-                    "inputs": {k: {"received": r, "unsynchronized": u}
-                               for k, (r, u) in self.monitor.per_input().items()},
-                    "synchronized_sets": self.monitor.sets, "stalled": self.monitor.stalled(),
-                    "silent_inputs": self.monitor.silent_inputs(float(self._param("stall_timeout")))}
-
-    def _publish_diagnostics(self) -> None:
-        self._note_stall(self.monitor.silent_inputs(float(self._param("stall_timeout"))))
-        s = self.status_summary()
-        c = s["counters"]
-        problems = sum(v for k, v in c.items() if k not in _NOT_PROBLEMS)
-        status = DiagnosticStatus(name=f"{self.get_fully_qualified_name()}: nearest object",
-                                  hardware_id=f"{s['backend']}@{s['device']}")
-        silent = s["silent_inputs"]
-        if silent:
-            status.level = DiagnosticStatus.WARN
-            status.message = "input stalled, no input sets: " + "; ".join(
-                f"{k} silent {'since start' if age is None else f'for {age:.1f} s'}"
-                for k, age in silent.items()) + " while the other inputs arrive"
-        elif s["stalled"]:
-            status.level = DiagnosticStatus.WARN
-            status.message = ("inputs arrive but none pair up: check that disparity, left/image_rect "
-                              "and left/camera_info share stamps, or set approximate_sync")
-        elif problems:
-            status.level = DiagnosticStatus.WARN
-            status.message = f"{c['processed']} processed, {problems} inputs skipped ({s['last_error']})"
-        else:
-            status.level = DiagnosticStatus.OK
-            status.message = f"{c['processed']} processed"
-        values = {**{k: str(v) for k, v in c.items()},
+    def _diagnostic_values(self, s: dict[str, Any]) -> dict[str, str]:
+        values = {**{k: str(v) for k, v in s["counters"].items()},
                   "latency_ms": f"{s['last_latency_s'] * 1000:.1f}",
                   "mean_latency_ms": f"{s['mean_latency_s'] * 1000:.1f}",
-                  "synchronized_sets": str(s["synchronized_sets"]), "silent_inputs": ", ".join(silent)}
+                  "synchronized_sets": str(s["synchronized_sets"]),
+                  "silent_inputs": ", ".join(s["silent_inputs"])}
         values.update({f"received {k}": str(v["received"]) for k, v in s["inputs"].items()})
         values.update({f"unsynchronized {k}": str(v["unsynchronized"]) for k, v in s["inputs"].items()})
-        status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
-        msg = DiagnosticArray(status=[status])
-        msg.header.stamp = self.get_clock().now().to_msg()
-        self.pub_diagnostics.publish(msg)
-
-    def _note_stall(self, silent: dict[str, float | None]) -> None:
-        """Count each stall once when it begins, log its start and its end."""
-        names = tuple(silent)
-        if names and not self._stalled_inputs:
-            self._count("input_stall", f"{', '.join(names)} silent for more than "
-                        f"{float(self._param('stall_timeout')):g} s while the other inputs arrive: "
-                        "no nearest-object output until it resumes", level="warn", skipped=False)
-        elif not names and self._stalled_inputs:
-            self.get_logger().info(f"{', '.join(self._stalled_inputs)} resumed: pairing again")
-        self._stalled_inputs = names
-
-    def destroy_node(self) -> None:
-        with self._wake:
-            self._stop = True
-            self._wake.notify_all()
-        if self._worker.is_alive() and threading.current_thread() is not self._worker:
-            self._worker.join(timeout=10.0)
-        super().destroy_node()
+        return values
 
 
 def main(args: list[str] | None = None) -> int:
