@@ -120,6 +120,11 @@ def with_frame(header: Header, fallback_frame: str) -> Header:
     return Header(stamp=_copy_stamp(header.stamp), frame_id=header.frame_id or fallback_frame)
 
 
+def stamp_ns(msg: Any) -> int:
+    """A message's header stamp in integer nanoseconds."""
+    return int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
+
+
 def _copy_stamp(stamp: Any) -> TimeMsg:
     # rclpy messages keep a reference to an assigned sub-message: copy to stay independent
     return TimeMsg(sec=int(stamp.sec), nanosec=int(stamp.nanosec))

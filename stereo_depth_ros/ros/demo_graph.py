@@ -15,13 +15,10 @@ from sensor_msgs.msg import Image, PointCloud2
 from stereo_msgs.msg import DisparityImage
 
 from stereo_depth_ros.backends import default_backend_name
+from stereo_depth_ros.ros.conversions import stamp_ns
 from stereo_depth_ros.ros.depth_node import DepthNode
 from stereo_depth_ros.ros.graph import NodeGraph
 from stereo_depth_ros.ros.synthetic_camera import SyntheticCamera
-
-
-def stamp_ns(msg: Any) -> int:
-    return int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
 
 
 class Collector(Node):

@@ -36,12 +36,9 @@ from stereo_msgs.msg import DisparityImage
 
 from stereo_depth_ros.evaluation import report
 from stereo_depth_ros.evaluation.metrics import depth_metrics, stereo_metrics
+from stereo_depth_ros.ros.conversions import stamp_ns
 
 _FLOAT = {"32FC1": "<f4", "64FC1": "<f8"}
-
-
-def _stamp_ns(msg: Any) -> int:
-    return int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
 
 
 def float_image(msg: Image) -> np.ndarray:
@@ -127,7 +124,7 @@ class EvaluatorNode(Node):
     def _on_input(self, msg: Image) -> None:
         now = time.monotonic()
         with self._lock:
-            self.inputs.setdefault(_stamp_ns(msg), now)
+            self.inputs.setdefault(stamp_ns(msg), now)
             self._last_activity = now
 
     def _on_gt(self, msg: Image) -> None:
@@ -136,7 +133,7 @@ class EvaluatorNode(Node):
         except ValueError as exc:
             self._error(f"ground truth on {self.gt_topic}: {exc}")
             return
-        stamp = _stamp_ns(msg)
+        stamp = stamp_ns(msg)
         with self._lock:
             self.gt[stamp] = values
             _prune(self.gt)
@@ -150,7 +147,7 @@ class EvaluatorNode(Node):
         except ValueError as exc:
             self._error(f"ground truth on {self.gt_depth_topic}: {exc}")
             return
-        stamp = _stamp_ns(msg)
+        stamp = stamp_ns(msg)
         with self._lock:
             self.gt_depth[stamp] = values
             _prune(self.gt_depth)
@@ -160,7 +157,7 @@ class EvaluatorNode(Node):
 
     def _on_disparity(self, msg: DisparityImage) -> None:
         received = time.monotonic()
-        stamp = _stamp_ns(msg)
+        stamp = stamp_ns(msg)
         now_ns = self.get_clock().now().nanoseconds
         try:
             disparity = float_image(msg.image)
@@ -184,7 +181,7 @@ class EvaluatorNode(Node):
             self.finished.set()
 
     def _on_depth(self, msg: Image) -> None:
-        stamp = _stamp_ns(msg)
+        stamp = stamp_ns(msg)
         try:
             depth = float_image(msg)
         except ValueError as exc:

@@ -25,6 +25,7 @@ from sensor_msgs.msg import Range
 from stereo_msgs.msg import DisparityImage
 
 from stereo_depth_ros.evaluation.soak import FrameAccount, MemoryTrace, percentiles
+from stereo_depth_ros.ros.conversions import stamp_ns
 from stereo_depth_ros.ros.depth_node import REFUSALS, DepthNode
 from stereo_depth_ros.ros.graph import NodeGraph
 from stereo_depth_ros.ros.synthetic_camera import SyntheticCamera
@@ -50,10 +51,6 @@ class SoakConfig:
     progress_s: float = 30.0
     seed: int = 0
     namespace: str = ""            # "" = soak_<pid>: other graphs on this ROS domain cannot cross in
-
-
-def _stamp_ns(msg: Any) -> int:
-    return int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
 
 
 class _LimitedCamera(SyntheticCamera):
@@ -99,7 +96,7 @@ class _Probe(Node):
     def _store(self, name: str) -> Callable[[Any], None]:
         def callback(msg: Any) -> None:
             now = time.time_ns()
-            stamp = _stamp_ns(msg)
+            stamp = stamp_ns(msg)
             with self.lock:
                 if stamp in self._recent[name]:  # one output per input stamp, or it is counted
                     self.duplicates[name] += 1

@@ -24,12 +24,8 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 
 from stereo_depth_ros.ros import input_checks as checks
 from stereo_depth_ros.ros.compat import message_filters
+from stereo_depth_ros.ros.conversions import stamp_ns
 from stereo_depth_ros.ros.sync_monitor import SyncMonitor
-
-
-def stamp_ns(msg: Any) -> int:
-    """A message's header stamp in integer nanoseconds."""
-    return int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
 
 
 class WorkerNode(Node):
