@@ -40,3 +40,11 @@ class StereoBackend(Protocol):
     device: torch.device
 
     def compute(self, left_rgb: np.ndarray, right_rgb: np.ndarray) -> DisparityResult: ...
+
+
+def check_pair(left_rgb: np.ndarray, right_rgb: np.ndarray) -> None:
+    """BackendError unless both images are (H, W, 3) uint8 RGB of the same size."""
+    if left_rgb.shape != right_rgb.shape:
+        raise BackendError(f"left {left_rgb.shape} and right {right_rgb.shape} images differ in size")
+    if left_rgb.ndim != 3 or left_rgb.shape[2] != 3 or left_rgb.dtype != np.uint8:
+        raise BackendError(f"expected (H, W, 3) uint8 RGB images, got {left_rgb.shape} {left_rgb.dtype}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from stereo_depth_ros.backends.base import BackendError, DisparityResult
+from stereo_depth_ros.backends.base import BackendError, DisparityResult, check_pair
 
 # The networks regress continuous (soft-argmin) disparities; the step reported in
 # DisparityImage.delta_d is the same 1/16 px that OpenCV and stereo_image_proc use.
@@ -55,10 +55,7 @@ class LearnedBackend:
         self.confidence_threshold = float(confidence_threshold)
 
     def compute(self, left_rgb: np.ndarray, right_rgb: np.ndarray) -> DisparityResult:
-        if left_rgb.shape != right_rgb.shape:
-            raise BackendError(f"left {left_rgb.shape} and right {right_rgb.shape} images differ in size")
-        if left_rgb.ndim != 3 or left_rgb.shape[2] != 3 or left_rgb.dtype != np.uint8:
-            raise BackendError(f"expected (H, W, 3) uint8 RGB images, got {left_rgb.shape} {left_rgb.dtype}")
+        check_pair(left_rgb, right_rgb)
         h, w = left_rgb.shape[:2]
         left = (
             torch.from_numpy(np.ascontiguousarray(left_rgb)).to(self.device).permute(2, 0, 1).float() / 255.0

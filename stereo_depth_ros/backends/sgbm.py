@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import torch
 
-from stereo_depth_ros.backends.base import BackendError, DisparityResult
+from stereo_depth_ros.backends.base import BackendError, DisparityResult, check_pair
 
 DPP = 16  # OpenCV's fixed-point disparities per pixel
 
@@ -122,10 +122,7 @@ class SgbmBackend:
         )
 
     def compute(self, left_rgb: np.ndarray, right_rgb: np.ndarray) -> DisparityResult:
-        if left_rgb.shape != right_rgb.shape:
-            raise BackendError(f"left {left_rgb.shape} and right {right_rgb.shape} images differ in size")
-        if left_rgb.ndim != 3 or left_rgb.shape[2] != 3 or left_rgb.dtype != np.uint8:
-            raise BackendError(f"expected (H, W, 3) uint8 RGB images, got {left_rgb.shape} {left_rgb.dtype}")
+        check_pair(left_rgb, right_rgb)
         h, w = left_rgb.shape[:2]
         p = self.params
         vw = valid_window(w, h, p.min_disparity, p.disparity_range, p.correlation_window_size)

@@ -23,7 +23,7 @@ import numpy as np
 from stereo_depth_ros.backends import BackendError, StereoBackend
 from stereo_depth_ros.evaluation import bag_io, report
 from stereo_depth_ros.evaluation.metrics import depth_metrics
-from stereo_depth_ros.evaluation.models import compute_shift, describe, is_untrained
+from stereo_depth_ros.evaluation.models import compute_shift, new_runs
 from stereo_depth_ros.evaluation.run_dataset import score
 from stereo_depth_ros.geometry import (
     CameraModelError,
@@ -105,12 +105,7 @@ def evaluate_bag(path: str | Path, models: Sequence[tuple[str, StereoBackend]], 
                  out_dir: str | Path | None = None, progress: bool = True
                  ) -> tuple[list[report.ModelRun], list[Path], dict[str, Any]]:
     """Every model on every stereo frame of the bag: (runs, figures, facts about the bag)."""
-    runs = [report.ModelRun(label, backend=getattr(b, "name", ""), device=str(getattr(b, "device", "")))
-            for label, b in models]
-    for run, (_, backend) in zip(runs, models, strict=True):
-        run.notes.append(describe(backend))
-        if is_untrained(backend):
-            run.notes.append("UNTRAINED network: its numbers measure nothing but the pipeline")
+    runs = new_runs(models)
     figures: list[Path] = []
     hist: dict[str, list[np.ndarray]] = {r.model: [] for r in runs}
     stats = bag_io.PairingStats()

@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from stereo_depth_ros.backends import BackendError, StereoBackend, default_backend_name, make_backend
+from stereo_depth_ros.evaluation import report
 
 
 def sgbm_range(max_disp: float | None) -> int:
@@ -55,3 +57,14 @@ def describe(backend: StereoBackend) -> str:
 def is_untrained(backend: StereoBackend) -> bool:
     est = getattr(backend, "estimator", None)
     return bool(est is not None and getattr(est, "meta", {}).get("untrained"))
+
+
+def new_runs(models: Sequence[tuple[str, StereoBackend]]) -> list[report.ModelRun]:
+    """One empty report.ModelRun per (label, backend), noting what each backend is."""
+    runs = [report.ModelRun(label, backend=getattr(b, "name", ""), device=str(getattr(b, "device", "")))
+            for label, b in models]
+    for run, (_, backend) in zip(runs, models, strict=True):
+        run.notes.append(describe(backend))
+        if is_untrained(backend):
+            run.notes.append("UNTRAINED network: its numbers measure nothing but the pipeline")
+    return runs

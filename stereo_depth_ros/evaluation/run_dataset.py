@@ -19,7 +19,7 @@ import numpy as np
 from stereo_depth_ros.backends import BackendError, StereoBackend
 from stereo_depth_ros.evaluation import report
 from stereo_depth_ros.evaluation.metrics import stereo_metrics
-from stereo_depth_ros.evaluation.models import compute_shift, describe, is_untrained
+from stereo_depth_ros.evaluation.models import compute_shift, new_runs
 
 # Synthetic seeds >= HELD_OUT_SEED_START are never trained on: training (stereo_depth_ros/
 # training, configs seed_start 0) draws its scenes below it. Training *validation* (checkpoint
@@ -133,12 +133,7 @@ def evaluate(source: Source, models: Sequence[tuple[str, StereoBackend]], out_di
              limit: int | None = None) -> tuple[list[report.ModelRun], list[Path]]:
     """Every model on every item: (runs with per-frame rows, failures and summaries; the
     figures written under ``out_dir``)."""
-    runs = [report.ModelRun(label, backend=getattr(b, "name", ""), device=str(getattr(b, "device", "")))
-            for label, b in models]
-    for run, (_, backend) in zip(runs, models, strict=True):
-        run.notes.append(describe(backend))
-        if is_untrained(backend):
-            run.notes.append("UNTRAINED network: its numbers measure nothing but the pipeline")
+    runs = new_runs(models)
     errors: dict[str, list[np.ndarray]] = {run.model: [] for run in runs}
     rng = np.random.default_rng(0)
     items = list(source)[:limit] if limit else list(source)
