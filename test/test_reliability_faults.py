@@ -154,6 +154,8 @@ def test_run_time_parameters_take_effect_or_are_rejected_with_a_reason(graph, ch
     # max_disparity belongs to the learned backend
     bad = node.set_parameters([Parameter("max_disparity", value=20.0)])[0]
     assert not bad.successful and "applies to the learned backend" in bad.reason
+    bad = node.set_parameters([Parameter("confidence_threshold", value=0.5)])[0]
+    assert not bad.successful and "applies to the learned backend" in bad.reason
     # backend switch at run time: to learned, then a broken model is refused and learned stays
     result = node.set_parameters([Parameter("model", value=str(checkpoint)), Parameter("device", value="cpu"),
                                   Parameter("backend", value="learned")])
@@ -166,6 +168,13 @@ def test_run_time_parameters_take_effect_or_are_rejected_with_a_reason(graph, ch
     assert msg.max_disparity == pytest.approx(20 - GEOM.doffs)
     d = conv.disparity_from_msg(msg)
     assert np.all(~np.isfinite(d) | (d <= 20 - GEOM.doffs + 1e-4))
+    # confidence_threshold re-wraps the same estimator and keeps max_disparity
+    assert node.set_parameters([Parameter("confidence_threshold", value=0.99)])[0].successful
+    assert node.backend.confidence_threshold == pytest.approx(0.99)
+    msg = _received(rig, rig.send(13_250_000_000) and 13_250_000_000)
+    assert msg.max_disparity == pytest.approx(20 - GEOM.doffs)
+    assert np.isfinite(conv.disparity_from_msg(msg)).sum() < np.isfinite(d).sum()
+    assert node.set_parameters([Parameter("confidence_threshold", value=0.0)])[0].successful
     bad = node.set_parameters([Parameter("model", value="/nonexistent/net.pt")])[0]
     assert not bad.successful and "/nonexistent/net.pt" in bad.reason and "does not exist" in bad.reason
     bad = node.set_parameters([Parameter("backend", value="magic")])[0]

@@ -42,6 +42,8 @@ REFUSALS = ("dropped_busy", "bad_encoding", "bad_image", "size_mismatch", "empty
             "out_of_memory", "backend_error")
 # parameters whose change rebuilds the backend
 BACKEND_PARAMS = ("backend", "model", "device", "strict_device")
+# learned backend settings that re-wrap the loaded estimator (no reload)
+_OUTPUT_LIMITS = ("max_disparity", "confidence_threshold")
 STAGES = ("sync", "conversion", "model", "cloud", "publish", "total")
 
 # name -> (default, description, range) for stereo_image_proc's matcher parameters
@@ -127,6 +129,9 @@ class DepthNode(WorkerNode):
                 "device is not available")
         declare("max_disparity", 0.0, "Learned backend: largest disparity reported, px (larger "
                 "become NaN); 0 = the model's range. For sgbm use disparity_range", (0.0, 4096.0))
+        declare("confidence_threshold", 0.0, "Learned backend: pixels whose model confidence is "
+                "below this become NaN (fewer, more accurate pixels, as SGBM's uniqueness check); "
+                "0 = keep every pixel", (0.0, 0.99))
         declare("max_image_pixels", 16_777_216, "Refuse (count, log, skip) images with more pixels "
                 "than this, before decoding; 0 = no limit. 16 MP takes 4K, refuses 8K",
                 (0, 1_000_000_000, 1))
@@ -162,7 +167,7 @@ class DepthNode(WorkerNode):
     def _build_backend(self, changed: dict[str, Any] | None = None) -> Any:
         """The backend the parameters (with ``changed`` applied) ask for; BackendError if it
         cannot start. Sets ``backend_note`` (fallbacks)."""
-        values = {n: self._param(n) for n in (*BACKEND_PARAMS, "max_disparity")}
+        values = {n: self._param(n) for n in (*BACKEND_PARAMS, *_OUTPUT_LIMITS)}
         values.update(changed or {})
         requested = str(values["backend"])
         name = default_backend_name() if requested == "default" else requested
@@ -194,7 +199,8 @@ class DepthNode(WorkerNode):
                                "strict_device forbids falling back to the CPU")
         model = str(values["model"]) or "default"
         return make_backend(name, model=model, device=device,
-                            max_disparity=float(values["max_disparity"]) or None)
+                            max_disparity=float(values["max_disparity"]) or None,
+                            confidence_threshold=float(values["confidence_threshold"]))
 
     def _on_set_parameters(self, params: list[Any]) -> SetParametersResult:
         """Run-time changes take effect at the next frame, or are rejected with the reason."""
@@ -208,8 +214,8 @@ class DepthNode(WorkerNode):
         try:
             if any(k in changed for k in BACKEND_PARAMS):
                 new = self._build_backend(changed)
-            elif "max_disparity" in changed:
-                new = self._with_max_disparity(float(changed["max_disparity"]))
+            elif any(k in changed for k in _OUTPUT_LIMITS):
+                new = self._with_output_limits(changed)
             elif sgbm_changed and isinstance(self.backend, SgbmBackend):
                 new = SgbmBackend(**self._sgbm_options(sgbm_changed))
             else:
@@ -222,14 +228,18 @@ class DepthNode(WorkerNode):
                                f"on {new.device}{self.backend_note}")
         return SetParametersResult(successful=True)
 
-    def _with_max_disparity(self, value: float) -> Any:
+    def _with_output_limits(self, changed: dict[str, Any]) -> Any:
+        """The learned backend with new max_disparity / confidence_threshold, same estimator."""
         backend = self.backend
         estimator = getattr(backend, "estimator", None)
         if estimator is None:
-            raise BackendError(f"max_disparity applies to the learned backend; backend "
-                               f"{backend.name} searches disparity_range pixels instead")
-        return type(backend)(estimator=estimator, max_disparity=value or None,
-                             confidence_threshold=getattr(backend, "confidence_threshold", 0.0))
+            raise BackendError(f"{', '.join(k for k in _OUTPUT_LIMITS if k in changed)} applies to the "
+                               f"learned backend; backend {backend.name} has disparity_range and "
+                               "uniqueness_ratio instead")
+        values = {n: self._param(n) for n in _OUTPUT_LIMITS}
+        values.update({k: v for k, v in changed.items() if k in _OUTPUT_LIMITS})
+        return type(backend)(estimator=estimator, max_disparity=float(values["max_disparity"]) or None,
+                             confidence_threshold=float(values["confidence_threshold"]))
 
     # ---- processing ----
     def _handle(self, msgs: tuple[Any, ...], queued_at: float) -> None:
