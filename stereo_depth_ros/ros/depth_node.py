@@ -395,5 +395,6 @@ def main(args: list[str] | None = None) -> int:
 
     return spin_node(DepthNode, "depth_node", args, startup_errors=(BackendError,))
 
+
 if __name__ == "__main__":
     sys.exit(main())

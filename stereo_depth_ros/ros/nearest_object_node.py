@@ -274,5 +274,6 @@ def main(args: list[str] | None = None) -> int:
     return spin_node(NearestObjectNode, "nearest_object_node", args,
                      startup_errors=(CheckpointError, ValueError))
 
+
 if __name__ == "__main__":
     sys.exit(main())

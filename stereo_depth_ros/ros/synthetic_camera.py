@@ -192,5 +192,6 @@ def main(args: list[str] | None = None) -> int:
 
     return spin_node(SyntheticCamera, "synthetic_camera", args)
 
+
 if __name__ == "__main__":
     sys.exit(main())
