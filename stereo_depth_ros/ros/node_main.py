@@ -6,7 +6,7 @@ import sys
 from collections.abc import Callable
 
 import rclpy
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
 
@@ -20,15 +20,20 @@ def spin_node(factory: Callable[[], Node], name: str, args: list[str] | None = N
     configure_dds("auto")
     rclpy.init(args=args)
     node = None
+    # the executor exists before the node can log that it is up: a Ctrl-C that lands while
+    # rclpy.spin() would still be building one leaves a half-made executor whose __del__ fails
+    executor = SingleThreadedExecutor()
     try:
         node = factory()
-        rclpy.spin(node)
+        executor.add_node(node)
+        executor.spin()
     except startup_errors as exc:
         print(f"{name}: cannot start: {exc}", file=sys.stderr)
         return 1
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        executor.shutdown()
         if node is not None:
             node.destroy_node()
         if rclpy.ok():
