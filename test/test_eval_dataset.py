@@ -68,7 +68,13 @@ def test_eval_command_synthetic_two_models_side_by_side(tmp_path, capsys):
     assert run["summary"]["frames"] == 2 and len(run["frames"]) == 2
     # SGBM on textured synthetic scenes: it finds most of the scene, with bounded error
     assert 0.0 < run["summary"]["epe"] < 20.0 and run["summary"]["density"] > 0.3
-    assert (out / "report.md").read_text().count("| sgbm |") == 2
+    md = (out / "report.md").read_text()
+    assert md.count("| sgbm |") == 6  # three views, two rows each
+    for heading in ("## Dense: holes filled", "## Raw: holes count", "## On the pixels sgbm covers"):
+        assert heading in md and heading[3:] in printed
+    # the reference view of a model on its own pixels: no hole there, the covered pixels' error
+    assert run["summary"]["ref_density"] == 1.0
+    assert run["summary"]["ref_epe"] == pytest.approx(run["summary"]["epe"])
     assert (out / "figures" / "error_histogram.png").is_file()
 
 
@@ -114,6 +120,50 @@ def test_eval_command_middlebury_folder_with_a_corrupt_item(tmp_path, capsys):
     assert run["summary"]["frames"] == 2 and run["summary"]["failed"] == 1
     assert "Bravo" in run["errors"][0]["error"]
     assert 0.0 < run["summary"]["epe"] < 20.0
+
+
+def test_three_views_and_scene_ranges_end_to_end(tmp_path):
+    """A dense model, a sparse one and the reference's pixels, with known answers; each item is
+    searched over its own range."""
+    gt = np.full((6, 10), 10.0, np.float32)
+    sparse = gt.copy()
+    sparse[:, 3:6] = np.nan  # a hole inside the row: filled with the smaller end, here exact
+    sparse[:, :2] = 30.0  # wrong where it answers
+    img = np.zeros((6, 10, 3), np.uint8)
+    ranges = []
+
+    class Ranged(_Oracle):
+        def for_range(self, max_disparity):
+            ranges.append(max_disparity)
+            return self
+
+    source = [("a", lambda: EvalItem("a", img, img, gt, None, 48.0))]
+    runs, _ = evaluate(source, [("sparse", Ranged(sparse)), ("dense", _Oracle(gt, 1.5))], progress=False,
+                       reference=0)
+    sp, de = (r.summary for r in runs)
+    assert ranges == [48.0]
+    assert sp["density"] == pytest.approx(0.7) and sp["bad3"] == pytest.approx(0.5)  # 2 wrong + 3 holes
+    assert sp["dense_bad3"] == pytest.approx(0.2) and sp["dense_density"] == 1.0
+    assert sp["ref_bad3"] == pytest.approx(2 / 7) and sp["ref_valid_pixels"] == 42
+    assert de["bad3"] == 0.0 and de["bad1"] == 1.0 and de["ref_epe"] == pytest.approx(1.5)
+    assert de["dense_epe"] == pytest.approx(1.5)
+
+
+def test_mean_over_scenes_or_pooled_pixels():
+    big, small = np.full((20, 20), 10.0, np.float32), np.full((2, 2), 10.0, np.float32)
+    img_big, img_small = np.zeros((20, 20, 3), np.uint8), np.zeros((2, 2, 3), np.uint8)
+
+    class PerSize(_Oracle):
+        def compute(self, left, right):
+            self.disparity = big + 1.0 if left.shape[0] == 20 else small + 3.0
+            return super().compute(left, right)
+
+    source = [("big", lambda: EvalItem("big", img_big, img_big, big)),
+              ("small", lambda: EvalItem("small", img_small, img_small, small))]
+    per_scene = evaluate(source, [("m", PerSize(None))], progress=False, by_pixels=False)[0][0].summary
+    pooled = evaluate(source, [("m", PerSize(None))], progress=False, by_pixels=True)[0][0].summary
+    assert per_scene["epe"] == pytest.approx(2.0)
+    assert pooled["epe"] == pytest.approx((400 * 1 + 4 * 3) / 404)
 
 
 def test_eval_command_bad_arguments_are_clear(tmp_path, capsys):

@@ -9,7 +9,7 @@ OpenCV reports 1/16 px fixed point; invalid pixels (below ``min_disparity``) bec
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import cv2
 import numpy as np
@@ -69,6 +69,11 @@ class SgbmParams:
              f"P2 ({self.P2}) must be greater than P1 ({self.P1}) for SGBM")
 
 
+def range_for(max_disparity: float) -> int:
+    """The ``disparity_range`` that searches ``max_disparity`` px: a multiple of 16, at least 32."""
+    return max(32, int(np.ceil(max_disparity / DPP)) * DPP)
+
+
 def valid_window(width: int, height: int, min_disparity: int, disparity_range: int,
                  window_size: int) -> tuple[int, int, int, int]:
     """(x, y, w, h) of the pixels that can hold a disparity, as stereo_image_proc computes it:
@@ -94,6 +99,11 @@ class SgbmBackend:
         self.params.validate()
         self.device = torch.device("cpu")  # OpenCV runs on the CPU whatever was asked
         self._matcher = self._build(self.params)
+
+    def for_range(self, max_disparity: float) -> SgbmBackend:
+        """The same settings searching ``max_disparity`` pixels (rounded up to a multiple of 16, at
+        least 32), as a user sets stereo_image_proc's ``disparity_range`` for a scene."""
+        return SgbmBackend(**{**asdict(self.params), "disparity_range": range_for(max_disparity)})
 
     @staticmethod
     def _build(p: SgbmParams) -> cv2.StereoMatcher:

@@ -15,8 +15,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", action="append", dest="models", metavar="MODEL",
                         help="default | sgbm | learned | a checkpoint path; repeat to compare side by side "
                              "(default: default)")
+    parser.add_argument("--reference", default=None, metavar="MODEL",
+                        help="the model whose covered pixels give the third view (default: the first "
+                             "--model; added to the run if it is not one of them)")
     parser.add_argument("--max-disp", type=float, default=None,
-                        help="largest disparity searched (SGBM range; learned output clamp)")
+                        help="one search range for every pair (default: each scene's own range where the "
+                             "dataset gives one, as Middlebury's ndisp, else 64 px for SGBM and the "
+                             "network's own range)")
+    parser.add_argument("--pixel-weighted", action="store_true",
+                        help="pool pixels over the dataset instead of averaging scene by scene")
     parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N pairs")
     parser.add_argument("--out", default="eval_out", help="report directory (default eval_out)")
     parser.add_argument("--figures", type=int, default=4, help="frames drawn as PNG panels (default 4)")
@@ -38,13 +45,16 @@ def run(args: argparse.Namespace) -> int:
     from stereo_depth_ros.evaluation.run_dataset import (
         EVAL_SEED_START,
         HELD_OUT_SEED_START,
-        columns_for,
         dataset_source,
         evaluate,
+        sections_for,
         synthetic_source,
     )
 
     specs = args.models or ["default"]
+    reference = args.reference or specs[0]
+    if reference not in specs:
+        specs = [reference, *specs]
     meta: dict[str, object] = {"dataset": args.dataset}
     try:
         if args.dataset == "synthetic":
@@ -79,13 +89,23 @@ def run(args: argparse.Namespace) -> int:
         except BackendError as exc:
             print(f"stereo-depth eval: model {spec!r}: {exc}", file=sys.stderr)
             return 2
+    ref_index = specs.index(reference)
     runs, figures = evaluate(source, models, args.out, args.max_disp, args.figures, progress=True,
-                             limit=args.limit)
-    columns = columns_for(runs)
+                             limit=args.limit, reference=ref_index, scene_range=args.max_disp is None,
+                             by_pixels=args.pixel_weighted)
+    ref_label = runs[ref_index].model
+    meta |= {"search range": f"{args.max_disp:g} px for every pair" if args.max_disp else
+             "each scene's own range where the dataset gives one (ndisp), else the model's default",
+             "averaging": "pixels pooled over the dataset" if args.pixel_weighted else
+             "mean over scenes (every scene weighs the same)",
+             "reference": ref_label}
+    sections = sections_for(runs, ref_label)
     title = f"Stereo evaluation on {args.dataset}"
-    paths = report.write_report(args.out, title, runs, meta, columns, figures)
-    header, rows = report.table_rows(runs, columns)
-    print(report.text_table(header, rows))
+    paths = report.write_report(args.out, title, runs, meta, figures=figures, sections=sections)
+    for heading, columns in sections:
+        print(f"\n{heading}:")
+        print(report.text_table(*report.table_rows(runs, columns)))
+    print()
     for run in runs:
         for note in run.notes:
             print(f"{run.model}: {note}")

@@ -6,6 +6,11 @@
 Pixels without ground truth (NaN, inf, <= 0, or outside ``mask``) are not counted. A pixel
 where the prediction has no value (NaN) *is* counted, as an error of +inf, so a method that
 leaves holes is not rewarded for them; ``density`` says what share it covered.
+
+A sparse method and a dense one are compared three ways (:func:`three_views`): raw (as above),
+dense (the holes filled by background interpolation, as the KITTI devkit and the Middlebury
+SDK do, then everything over all valid ground truth: the field's headline) and on the pixels a
+reference method covers.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+from stereo_depth_ros.disparity_fill import fill_background
 
 STEREO_KEYS = ("epe", "d1_all", "bad1", "bad2", "bad3", "density", "valid_pixels")
 
@@ -57,6 +64,23 @@ def stereo_metrics(pred, gt, mask=None) -> dict[str, float]:
     }
 
 
+VIEWS = {"": "raw", "dense_": "dense (holes filled)", "ref_": "on the reference's pixels"}
+
+
+def three_views(pred, gt, reference=None, mask=None) -> dict[str, float]:
+    """Raw metrics (plain keys), ``dense_*`` (holes filled as the devkits do) and, when a
+    ``reference`` prediction is given, ``ref_*`` over the pixels where it has a value."""
+    pred = _to_numpy(pred)
+    row = stereo_metrics(pred, gt, mask)
+    row |= {f"dense_{k}": v for k, v in stereo_metrics(fill_background(pred), gt, mask).items()}
+    if reference is not None:
+        covered = np.isfinite(_to_numpy(reference))
+        if mask is not None:
+            covered &= np.asarray(mask, dtype=bool)
+        row |= {f"ref_{k}": v for k, v in stereo_metrics(pred, gt, covered).items()}
+    return row
+
+
 def depth_metrics(pred_depth, gt_depth, mask=None) -> dict[str, float]:
     """AbsRel, RMSE (m) and delta < 1.25 over pixels where both depths are valid."""
     pred = _to_numpy(pred_depth)
@@ -89,11 +113,14 @@ def segmentation_metrics(pred_mask, gt_mask) -> dict[str, float]:
     }
 
 
-def aggregate(per_frame: list[dict[str, float]]) -> dict[str, float]:
-    """Pixel-weighted mean over frames (each frame weighs by its valid pixels)."""
+def aggregate(per_frame: list[dict[str, float]], by_pixels: bool = True) -> dict[str, float]:
+    """Mean over frames: pixel-weighted (each frame weighs by its valid pixels), or with
+    ``by_pixels=False`` every frame with ground truth weighing the same (mean over scenes)."""
     if not per_frame:
         return {}
     weights = np.array([f.get("valid_pixels", 1) for f in per_frame], dtype=np.float64)
+    if not by_pixels:
+        weights = (weights > 0).astype(np.float64)
     out: dict[str, float] = {}
     for key in per_frame[0]:
         if key == "valid_pixels":

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,9 +14,9 @@ from stereo_depth_ros.evaluation import report
 
 def sgbm_range(max_disp: float | None) -> int:
     """SGBM's disparity_range covering ``max_disp`` (a multiple of 16, at least 32)."""
-    if not max_disp:
-        return 64
-    return max(32, int(math.ceil(max_disp / 16.0)) * 16)
+    from stereo_depth_ros.backends.sgbm import range_for
+
+    return range_for(max_disp) if max_disp else 64
 
 
 def build_backend(spec: str, max_disp: float | None = None, device: str = "auto",

@@ -68,17 +68,19 @@ class ModelRun:
     def add_error(self, item: str, message: str) -> None:
         self.errors.append({"item": item, "error": message})
 
-    def finish(self) -> dict[str, Any]:
-        """Aggregate the frames (pixel-weighted metrics, median time) into ``summary``."""
-        self.summary = summarize(self.frames)
+    def finish(self, by_pixels: bool = True) -> dict[str, Any]:
+        """Aggregate the frames (metrics pixel-weighted, or per frame with ``by_pixels=False``;
+        median time) into ``summary``."""
+        self.summary = summarize(self.frames, by_pixels)
         self.summary["failed"] = len(self.errors)
         return self.summary
 
 
-def summarize(frames: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def summarize(frames: Sequence[dict[str, Any]], by_pixels: bool = True) -> dict[str, Any]:
     """Aggregate frame rows: each metric group (plain keys; ``noc_*``, ``depth_*``, ... with
-    their own ``<prefix>valid_pixels``) pixel-weighted by its own count; keys without a pixel
-    count averaged over the frames where they are finite; median and p90 of ``time_ms``."""
+    their own ``<prefix>valid_pixels``) pixel-weighted by its own count (or, ``by_pixels=False``,
+    every frame with ground truth weighing the same); keys without a pixel count averaged over
+    the frames where they are finite; median and p90 of ``time_ms``."""
     if not frames:
         return {"frames": 0}
     keys = [k for k in dict.fromkeys(k for f in frames for k in f) if k not in _NON_METRIC]
@@ -92,7 +94,7 @@ def summarize(frames: Sequence[dict[str, Any]]) -> dict[str, Any]:
         grouped.update(group)
         rows = [{k[len(prefix):]: f[k] for k in group if k in f} for f in frames
                 if (prefix + "valid_pixels") in f]
-        out.update({prefix + k: v for k, v in aggregate(rows).items() if k != "frames"})
+        out.update({prefix + k: v for k, v in aggregate(rows, by_pixels).items() if k != "frames"})
     for key in keys:
         if key in grouped:
             continue
@@ -170,19 +172,28 @@ def environment() -> dict[str, str]:
     return info
 
 
+Section = tuple[str, Sequence[Column]]
+
+
 def write_report(out_dir: str | Path, title: str, runs: Sequence[ModelRun], meta: dict[str, Any],
-                 columns: Sequence[Column] = STEREO_COLUMNS, figures: Sequence[Path] = ()) -> dict[str, Path]:
-    """Write ``results.json`` and ``report.md`` into ``out_dir``; returns their paths."""
+                 columns: Sequence[Column] = STEREO_COLUMNS, figures: Sequence[Path] = (),
+                 sections: Sequence[Section] = ()) -> dict[str, Path]:
+    """Write ``results.json`` and ``report.md`` into ``out_dir``; returns their paths.
+
+    ``sections``: (heading, columns) tables shown one after another instead of ``columns``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     meta = {**environment(), **meta}
     payload = {"title": title, "meta": meta, "models": [asdict(r) for r in runs]}
     json_path = write_json(out / "results.json", payload)
 
-    header, rows = table_rows(runs, columns)
     md = [f"# {title}", ""]
     md += [f"- **{k}**: {v}" for k, v in meta.items()]
-    md += ["", markdown_table(header, rows), ""]
+    md.append("")
+    for heading, cols in sections or [("", columns)]:
+        if heading:
+            md += [f"## {heading}", ""]
+        md += [markdown_table(*table_rows(runs, cols)), ""]
     for run in runs:
         extra = [f"backend `{run.backend}`" if run.backend else "",
                  f"device `{run.device}`" if run.device else ""]

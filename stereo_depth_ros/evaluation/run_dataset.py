@@ -2,8 +2,11 @@
 
 A dataset is a list of ``(name, loader)``; a loader returns an :class:`EvalItem` or raises
 with a message naming the bad file. A failing item is recorded for every model and the rest
-of the set is still evaluated. Frames are scored over valid ground truth (``noc_*`` metrics
-as well where the dataset gives a non-occluded mask).
+of the set is still evaluated. Frames are scored three ways over valid ground truth (raw,
+``dense_*`` with holes filled, ``ref_*`` on the pixels the reference model covers; see
+``metrics.three_views``), and ``noc_*`` where the dataset gives a non-occluded mask. Each item
+is searched over its own disparity range when it has one (Middlebury's ``ndisp``), unless a
+fixed range is given.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import numpy as np
 
 from stereo_depth_ros.backends import BackendError, StereoBackend
 from stereo_depth_ros.evaluation import report
-from stereo_depth_ros.evaluation.metrics import stereo_metrics
+from stereo_depth_ros.evaluation.metrics import stereo_metrics, three_views
 from stereo_depth_ros.evaluation.models import compute_shift, new_runs
 
 # Synthetic seeds >= HELD_OUT_SEED_START are never trained on: training (stereo_depth_ros/
@@ -37,6 +40,7 @@ class EvalItem:
     right: np.ndarray
     disparity: np.ndarray | None  # (H, W) float32 GT shift in px, NaN/<=0 where unknown
     mask: np.ndarray | None = None  # (H, W) bool, True = non-occluded (scored in noc_*)
+    max_disparity: float | None = None  # the scene's disparity bound (search range), when known
 
 
 Source = Sequence[tuple[str, Callable[[], EvalItem]]]
@@ -88,8 +92,10 @@ def dataset_source(kind: str, root: str | Path) -> Source:
     def loader(i: int, name: str) -> Callable[[], EvalItem]:
         def load() -> EvalItem:
             s = dataset[i]
+            ndisp = (_field(s, "calib") or {}).get("ndisp")
             return EvalItem(str(_field(s, "name") or name), _field(s, "left"), _field(s, "right"),
-                            _field(s, "disparity"), _nonocc_mask(s))
+                            _field(s, "disparity"), _nonocc_mask(s),
+                            float(ndisp) if isinstance(ndisp, int | float) and ndisp > 0 else None)
         return load
 
     out = []
@@ -120,9 +126,11 @@ def _check_item(item: EvalItem) -> None:
                          "differ in size")
 
 
-def score(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None) -> dict[str, float]:
-    """Frame metrics over all valid GT, and over non-occluded GT as ``noc_*`` when a mask exists."""
-    row = stereo_metrics(pred, gt)
+def score(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None,
+          reference: np.ndarray | None = None) -> dict[str, float]:
+    """Frame metrics over all valid GT in three views (raw, ``dense_*``, ``ref_*`` when a
+    reference prediction is given), and raw over non-occluded GT as ``noc_*`` when a mask exists."""
+    row = three_views(pred, gt, reference)
     if mask is not None:
         row |= {f"noc_{k}": v for k, v in stereo_metrics(pred, gt, mask).items()}
     return row
@@ -130,9 +138,15 @@ def score(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None) -> dict[str
 
 def evaluate(source: Source, models: Sequence[tuple[str, StereoBackend]], out_dir: str | Path | None = None,
              max_disp: float | None = None, figures: int = 4, progress: bool = True,
-             limit: int | None = None) -> tuple[list[report.ModelRun], list[Path]]:
+             limit: int | None = None, reference: int | None = 0, scene_range: bool = True,
+             by_pixels: bool = True) -> tuple[list[report.ModelRun], list[Path]]:
     """Every model on every item: (runs with per-frame rows, failures and summaries; the
-    figures written under ``out_dir``)."""
+    figures written under ``out_dir``).
+
+    ``reference``: index of the model whose covered pixels give the ``ref_*`` view (None: no
+    such view). ``scene_range``: search each item over its own ``max_disparity`` when it has
+    one (backends with ``for_range``); otherwise the backends' configured range.
+    ``by_pixels``: summaries pixel-weighted (else the mean over items)."""
     runs = new_runs(models)
     errors: dict[str, list[np.ndarray]] = {run.model: [] for run in runs}
     rng = np.random.default_rng(0)
@@ -154,7 +168,14 @@ def evaluate(source: Source, models: Sequence[tuple[str, StereoBackend]], out_di
             continue
         gt = np.asarray(item.disparity, dtype=np.float32)
         preds: dict[str, np.ndarray] = {}
-        for run, (_, backend) in zip(runs, models, strict=True):
+        ref_pred: np.ndarray | None = None
+        order = list(range(len(models)))
+        if reference is not None:  # the reference first: its pixels are needed by the others
+            order.insert(0, order.pop(reference))
+        for i in order:
+            run, backend = runs[i], models[i][1]
+            if scene_range and item.max_disparity and hasattr(backend, "for_range"):
+                backend = backend.for_range(item.max_disparity)
             try:
                 t0 = time.perf_counter()
                 pred = compute_shift(backend, item.left, item.right)
@@ -164,7 +185,10 @@ def evaluate(source: Source, models: Sequence[tuple[str, StereoBackend]], out_di
             except BackendError as exc:
                 run.add_error(item.name, f"{item.name}: {exc}")
                 continue
-            run.frames.append({"item": item.name, **score(pred, gt, item.mask), "time_ms": elapsed})
+            if i == reference:
+                ref_pred = pred
+            row = score(pred, gt, item.mask, ref_pred)  # no ref_* view where the reference failed
+            run.frames.append({"item": item.name, **row, "time_ms": elapsed})
             preds[run.model] = pred
             has = np.isfinite(gt) & (gt > 0)
             err = np.abs(np.where(np.isfinite(pred), pred, np.inf) - gt)[has]
@@ -175,7 +199,7 @@ def evaluate(source: Source, models: Sequence[tuple[str, StereoBackend]], out_di
             panel = report.frame_panel(item.left, gt, preds, max_disp=max_disp)
             figure_paths.append(report.save_figure(out_dir, f"frame_{index:03d}_{item.name}", panel))
     for run in runs:
-        run.finish()
+        run.finish(by_pixels)
     if out_dir is not None and any(errors.values()):
         hist = report.error_histogram({k: np.concatenate(v) if v else np.zeros(0) for k, v in errors.items()})
         figure_paths.insert(0, report.save_figure(out_dir, "error_histogram", hist))
@@ -189,3 +213,22 @@ def columns_for(runs: Sequence[report.ModelRun]) -> list[report.Column]:
         columns[1:1] = [report.Column("noc_epe", "EPE noc"),
                         report.Column("noc_d1_all", "D1 noc %", 100, "{:.2f}")]
     return columns
+
+
+def _prefixed(prefix: str, keys: Sequence[str]) -> list[report.Column]:
+    by_key = {c.key: c for c in report.STEREO_COLUMNS}
+    return [report.Column(prefix + k, by_key[k].header, by_key[k].scale, by_key[k].fmt) for k in keys]
+
+
+def sections_for(runs: Sequence[report.ModelRun], reference: str | None) -> list[report.Section]:
+    """The three views as (heading, columns) tables: raw, dense (holes filled) and on the
+    reference's pixels (when there is a reference)."""
+    sections: list[report.Section] = [
+        ("Dense: holes filled by background interpolation (KITTI devkit / Middlebury SDK), "
+         "all valid ground truth", _prefixed("dense_", ("epe", "d1_all", "bad1", "bad2", "bad3"))),
+        ("Raw: holes count as errors in the rates, EPE over covered pixels", columns_for(runs)),
+    ]
+    if reference is not None and any("ref_epe" in r.summary for r in runs):
+        sections.append((f"On the pixels {reference} covers",
+                         _prefixed("ref_", ("epe", "d1_all", "bad1", "bad2", "bad3", "density"))))
+    return sections
