@@ -270,7 +270,11 @@ class StereoEstimator:
         return torch.autocast(self.device.type, enabled=False)
 
     @torch.inference_mode()
-    def __call__(self, left: torch.Tensor, right: torch.Tensor) -> dict[str, torch.Tensor | None]:
+    def __call__(
+        self, left: torch.Tensor, right: torch.Tensor, search_range: float | None = None
+    ) -> dict[str, torch.Tensor | None]:
+        """``search_range``: disparities to search, for networks that take one (``guided``);
+        others ignore it (their range is fixed: :attr:`max_disparity`)."""
         squeeze = left.dim() == 3
         if squeeze:
             left, right = left.unsqueeze(0), right.unsqueeze(0)
@@ -281,8 +285,11 @@ class StereoEstimator:
             )
         left = left.to(self.device, torch.float32, non_blocking=True)
         right = right.to(self.device, torch.float32, non_blocking=True)
+        extra = {}
+        if search_range and getattr(self.model, "takes_search_range", False):
+            extra["max_disparity"] = float(search_range)
         with self._autocast():
-            out = self.model(left, right)
+            out = self.model(left, right, **extra)
         disp = out["disparity"].float()
         conf = out.get("confidence")
         conf = conf.float() if conf is not None else None

@@ -15,6 +15,12 @@ def _fast(**config: Any) -> nn.Module:
     return FastStereo(**config)
 
 
+def _guided(**config: Any) -> nn.Module:
+    from stereo_depth_ros.models.guided import GuidedStereo
+
+    return GuidedStereo(**config)
+
+
 def _dispnet(**config: Any) -> nn.Module:
     from stereo_depth_ros.models.dispnet import DispNet
 
@@ -41,6 +47,7 @@ def _unet(**config: Any) -> nn.Module:
 
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "fast": _fast,
+    "guided": _guided,
     "dispnet": _dispnet,
     "dispnetc": _dispnetc,
     "stereoconvnet": _stereoconvnet,
@@ -49,6 +56,7 @@ _BUILDERS: dict[str, Callable[..., nn.Module]] = {
 
 _CLASSES = {
     "fast": ("stereo_depth_ros.models.fast", "FastStereo"),
+    "guided": ("stereo_depth_ros.models.guided", "GuidedStereo"),
     "dispnet": ("stereo_depth_ros.models.dispnet", "DispNet"),
     "dispnetc": ("stereo_depth_ros.models.dispnet", "DispNet"),
     "stereoconvnet": ("stereo_depth_ros.models.stereoconvnet", "StereoConvNet"),

@@ -6,6 +6,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from stereo_depth_ros.models.common import warp_right_to_left
+
 # DispNet's coarse-to-fine loss weight schedule: rows are phases over training, columns the
 # predictions finest (pr1) first. Early on the coarse predictions carry the loss; later the
 # weight moves to the fine ones (Mayer et al. 2016, Sec. 4).
@@ -99,25 +101,6 @@ def fast_loss(
 
 
 # --------------------------------------------------------------------------- self-supervised
-
-
-def warp_right_to_left(right: torch.Tensor, disparity: torch.Tensor) -> torch.Tensor:
-    """Sample ``right`` (B, C, H, W) at x - d for every left pixel: reconstructs the left view.
-
-    ``disparity``: (B, H, W) or (B, 1, H, W) in pixels. Out-of-image samples read zeros
-    (padding_mode='zeros'), which the photometric loss masks out via :func:`warp_valid`.
-    """
-    if disparity.dim() == 3:
-        disparity = disparity.unsqueeze(1)
-    b, _, h, w = right.shape
-    ys, xs = torch.meshgrid(
-        torch.arange(h, device=right.device, dtype=right.dtype),
-        torch.arange(w, device=right.device, dtype=right.dtype),
-        indexing="ij",
-    )
-    x_src = xs.unsqueeze(0) - disparity[:, 0].to(right.dtype)
-    grid = torch.stack([2 * x_src / max(w - 1, 1) - 1, (2 * ys / max(h - 1, 1) - 1).expand(b, h, w)], dim=-1)
-    return F.grid_sample(right, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
 
 
 def warp_valid(disparity: torch.Tensor) -> torch.Tensor:
