@@ -325,13 +325,36 @@ _PHOTO_FRACTION = 0.0
 PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".ppm", ".tif", ".tiff")
 
 
-def use_photos(folder: str | Path | None, fraction: float = 0.4) -> int:
-    """Let a ``fraction`` of the bank entries be crops of your own photographs.
+# Photographs in scikit-image's wheel that may serve as textures. Its Middlebury Motorcycle pair
+# (motorcycle_left/right.png) is test data of this package and is never among them.
+SKIMAGE_PHOTOS = (
+    "astronaut.png", "brick.png", "camera.png", "cell.png", "chelsea.png", "clock_motion.png",
+    "coffee.png", "coins.png", "grass.png", "gravel.png", "hubble_deep_field.jpg", "ihc.png",
+    "microaneurysms.png", "moon.png", "page.png", "retina.jpg", "rocket.jpg", "text.png",
+)
 
-    Every image file under ``folder`` (recursively) becomes a source; ``None`` goes back to
-    procedural textures only. Returns the number of photos found. Samples then depend on the
-    photo set as well as the seed. Never point this at evaluation images (for example the
-    validation-only pair in ../shared/data): that would leak them into training.
+
+def skimage_photos() -> list[Path]:
+    """The :data:`SKIMAGE_PHOTOS` files of the installed scikit-image; FileNotFoundError without it."""
+    try:
+        import skimage.data
+    except ImportError:
+        raise FileNotFoundError("photos 'skimage' need scikit-image (pip install scikit-image)") from None
+    folder = Path(skimage.data.__file__).parent
+    found = [folder / name for name in SKIMAGE_PHOTOS if (folder / name).is_file()]
+    if not found:
+        raise FileNotFoundError(f"{folder}: none of scikit-image's sample photographs found")
+    return found
+
+
+def use_photos(folder: str | Path | None, fraction: float = 0.4) -> int:
+    """Let a ``fraction`` of the bank entries be crops of photographs.
+
+    Every image file under ``folder`` (recursively) becomes a source; ``"skimage"`` takes the
+    photographs scikit-image ships (:data:`SKIMAGE_PHOTOS`); ``None`` goes back to procedural
+    textures only. Returns the number of photos found. Samples then depend on the photo set as
+    well as the seed. Never point this at evaluation images (for example the validation-only
+    pairs in ../shared/data): that would leak them into training.
     """
     global _PHOTO_FRACTION
     _BANK.clear()
@@ -340,16 +363,24 @@ def use_photos(folder: str | Path | None, fraction: float = 0.4) -> int:
     if folder is None:
         _PHOTO_FRACTION = 0.0
         return 0
-    root = Path(folder)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: photo folder not found")
     if not 0.0 <= fraction <= 1.0:
         raise ValueError(f"photo fraction must be in [0, 1], got {fraction}")
-    _PHOTOS.extend(sorted(p for p in root.rglob("*") if p.suffix.lower() in PHOTO_SUFFIXES))
-    if not _PHOTOS:
-        raise FileNotFoundError(f"{root}: no images ({', '.join(PHOTO_SUFFIXES)}) found")
+    if str(folder) == "skimage":
+        _PHOTOS.extend(skimage_photos())
+    else:
+        root = Path(folder)
+        if not root.is_dir():
+            raise FileNotFoundError(f"{root}: photo folder not found")
+        _PHOTOS.extend(sorted(p for p in root.rglob("*") if p.suffix.lower() in PHOTO_SUFFIXES))
+        if not _PHOTOS:
+            raise FileNotFoundError(f"{root}: no images ({', '.join(PHOTO_SUFFIXES)}) found")
     _PHOTO_FRACTION = float(fraction)
     return len(_PHOTOS)
+
+
+def photos_in_use() -> tuple[int, float]:
+    """(number of photos, fraction of bank entries drawn from them)."""
+    return len(_PHOTOS), _PHOTO_FRACTION
 
 
 def _photo_crop(rng: np.random.Generator, size: int) -> Texture | None:

@@ -38,6 +38,9 @@ class SyntheticConfig:
     # min(scenes, initial_pool + k * pool_growth) scenes. None: every epoch visits all scenes.
     initial_pool: int | None = None
     pool_growth: float = 0.0
+    # photographs as textures: None, "skimage" (scikit-image's sample photos) or a folder
+    photos: str | None = None
+    photo_fraction: float = 0.4
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SyntheticConfig:
@@ -59,6 +62,7 @@ class SyntheticConfig:
             f"[{self.seed_start}, {self.seed_start + self.scenes}) at "
             f"{self.width}x{self.height}, max disparity per scene U({lo:g}, {hi:g}), "
             f"photometric={self.photometric}"
+            + (f", photos {self.photos} for {self.photo_fraction:g} of the textures" if self.photos else "")
         )
 
 
@@ -74,6 +78,20 @@ def _scene_max_disparity(cfg: SyntheticConfig, seed: int) -> float:
     return float(np.random.default_rng([seed, 77]).uniform(lo, hi)) if hi > lo else lo
 
 
+_active_photos: tuple[str | None, float] = (None, 0.0)
+
+
+def _use_photos_of(cfg: SyntheticConfig) -> None:
+    """Point the generator's texture bank (process-wide) at ``cfg``'s photographs, once."""
+    global _active_photos
+    want = (cfg.photos, cfg.photo_fraction if cfg.photos else 0.0)
+    if want != _active_photos:
+        from stereo_depth_ros.data import textures
+
+        textures.use_photos(cfg.photos, cfg.photo_fraction)
+        _active_photos = want
+
+
 def render_scene(cfg: SyntheticConfig, seed: int) -> dict[str, np.ndarray]:
     """left, right (H, W, 3) uint8 and disparity (H, W) float32 for scene ``seed``; uses the cache."""
     path = None
@@ -82,6 +100,7 @@ def render_scene(cfg: SyntheticConfig, seed: int) -> dict[str, np.ndarray]:
         sub = f"v{CACHE_VERSION}g{generator_version()}_{cfg.width}x{cfg.height}_f{cfg.fx or 'def'}"
         sub += f"_b{cfg.baseline}_d{lo:g}-{hi:g}"
         sub += "_ph" if cfg.photometric else ""
+        sub += f"_photos-{Path(cfg.photos).name}{cfg.photo_fraction:g}" if cfg.photos else ""
         path = Path(cfg.cache_dir) / sub / f"{seed:07d}.npz"
         if path.is_file():
             try:
@@ -91,6 +110,7 @@ def render_scene(cfg: SyntheticConfig, seed: int) -> dict[str, np.ndarray]:
                 pass  # a torn cache file (interrupted writer): render it again
     from stereo_depth_ros.data.synthetic import StereoRig, render_random
 
+    _use_photos_of(cfg)
     rig = StereoRig.for_size(cfg.width, cfg.height, cfg.fx, cfg.baseline)
     s = render_random(seed, rig, max_disparity=_scene_max_disparity(cfg, seed), photometric=cfg.photometric)
     out = {"left": s.left, "right": s.right, "disparity": s.disparity.astype(np.float32)}
@@ -282,40 +302,25 @@ class ValidationScenes(Dataset):
 
 
 def load_real_pairs(root: str | Path) -> list[dict[str, Any]]:
-    """Real pairs with GT under ``root`` (Middlebury layout) as dicts of numpy arrays + name.
+    """Real pairs with GT under ``root`` (Middlebury layout) as dicts of numpy arrays + name
+    (+ ``ndisp``, the scene's disparity bound, when its calib.txt gives one).
 
-    Uses the data package's Middlebury reader when it is available; otherwise reads the
-    im0/im1/disp0GT.pfm layout directly. Missing folders give an empty list.
+    Missing folders give an empty list.
     """
+    from stereo_depth_ros.data import middlebury
+
     root = Path(root)
     if not root.is_dir():
         return []
-    scenes = sorted(p.parent for p in root.rglob("disp0GT.pfm"))
     pairs = []
-    for folder in scenes:
-        left, right, disp = _read_middlebury(folder)
-        pairs.append({"name": folder.name, "left": left, "right": right, "disparity": disp})
+    for folder in sorted(p.parent for p in root.rglob("disp0GT.pfm")):
+        rec = middlebury.read_scene(folder)
+        pair = {"name": folder.name, "left": rec.left, "right": rec.right, "disparity": rec.disparity}
+        ndisp = (rec.calib or {}).get("ndisp")
+        if isinstance(ndisp, int | float) and ndisp > 0:
+            pair["ndisp"] = int(ndisp)
+        pairs.append(pair)
     return pairs
-
-
-def _read_middlebury(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    try:
-        from stereo_depth_ros.data import middlebury  # the data helper's reader
-
-        sample = middlebury.read_scene(folder)
-        return sample.left, sample.right, sample.disparity
-    except (ImportError, AttributeError):
-        pass
-    import cv2
-
-    left = cv2.cvtColor(cv2.imread(str(folder / "im0.png"), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-    right = cv2.cvtColor(cv2.imread(str(folder / "im1.png"), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-    disp = cv2.imread(str(folder / "disp0GT.pfm"), cv2.IMREAD_UNCHANGED)
-    if disp is None:
-        raise ValueError(f"cannot read {folder / 'disp0GT.pfm'}")
-    disp = np.asarray(disp, np.float32)
-    disp[~np.isfinite(disp)] = np.nan
-    return left, right, disp
 
 
 def _prerender_main() -> None:
@@ -329,6 +334,8 @@ def _prerender_main() -> None:
     p.add_argument("--height", type=int, default=288)
     p.add_argument("--min-disparity-bound", type=float, default=48.0)
     p.add_argument("--max-disparity-bound", type=float, default=128.0)
+    p.add_argument("--photos", default=None, help="'skimage' or a folder of photographs used as textures")
+    p.add_argument("--photo-fraction", type=float, default=0.4)
     a = p.parse_args()
     cfg = SyntheticConfig(
         seed_start=a.start,
@@ -337,6 +344,8 @@ def _prerender_main() -> None:
         height=a.height,
         max_disparity=(a.min_disparity_bound, a.max_disparity_bound),
         cache_dir=a.cache,
+        photos=a.photos,
+        photo_fraction=a.photo_fraction,
     )
     t0 = time.time()
     for i in range(a.count):

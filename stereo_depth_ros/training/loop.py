@@ -36,6 +36,8 @@ from stereo_depth_ros.training.data import (
     ValidationScenes,
     load_real_pairs,
 )
+from stereo_depth_ros.training.hints import HintTraining, WithHints
+from stereo_depth_ros.training.real_data import MixedDataset, RealPairsDataset, RealTrainConfig
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
@@ -44,6 +46,8 @@ DEFAULTS: dict[str, Any] = {
     "model": {},
     "data": {
         "train": {},
+        "train_real": None,  # {root, fraction, scale}: real pairs mixed into training (real/train only)
+        "hint": {},  # guided networks: how the SGBM hints of training samples are drawn
         "augment": {},
         "val": {"synthetic": {"seed_start": 1_000_000, "scenes": 8}, "real": None, "max_real": 4},
     },
@@ -157,7 +161,8 @@ def compute_loss(
 ) -> tuple[torch.Tensor, dict[str, float]]:
     kind = tc["loss"]
     if kind == "auto":
-        kind = {"fast": "fast", "dispnet": "dispnet", "dispnetc": "dispnet"}.get(arch, "epe")
+        kind = {"fast": "fast", "guided": "fast", "dispnet": "dispnet", "dispnetc": "dispnet"}
+        kind = kind.get(arch, "epe")
     if kind == "fast":
         return losses.fast_loss(out, gt, max_disp, tc["conf_weight"])
     if kind == "dispnet":
@@ -185,7 +190,10 @@ def evaluate_model(
             left = torch.from_numpy(left.astype(np.float32) / 255.0).permute(2, 0, 1)
             right = torch.from_numpy(right.astype(np.float32) / 255.0).permute(2, 0, 1)
             gt = torch.from_numpy(np.asarray(gt, np.float32))
-        pred = model(left[None].to(device), right[None].to(device))["disparity"][0].float().cpu()
+        extra = {}
+        if getattr(model, "takes_search_range", False):  # guided: SGBM over the pair's range
+            extra["max_disparity"] = float(s.get("ndisp") or max_disparity or model.max_disparity)
+        pred = model(left[None].to(device), right[None].to(device), **extra)["disparity"][0].float().cpu()
         gt = gt.clone()
         if max_disparity is not None:
             gt[gt > max_disparity] = float("nan")
@@ -218,6 +226,9 @@ class Trainer:
         self.reader = train_cfg.pop("dataset", None)
         self.train_synth = SyntheticConfig.from_dict(train_cfg)
         self.augment = AugmentConfig.from_dict(config["data"]["augment"])
+        real = config["data"].get("train_real")
+        self.train_real = RealTrainConfig.from_dict(real) if real else None
+        self.hint_training = HintTraining.from_dict(config["data"].get("hint"))
         val = config["data"]["val"] or {}
         self.val_synth = SyntheticConfig.from_dict(val["synthetic"]) if val.get("synthetic") else None
         if (
@@ -241,8 +252,11 @@ class Trainer:
                     f"{self.train_synth.initial_pool} + {self.train_synth.pool_growth:g} k) seeds)"
                 )
             desc += f"; augmentation {self.augment}"
+        if self.train_real:
+            desc += (f"; real pairs under {self.train_real.root} for {self.train_real.fraction:g} of the "
+                     f"samples, resized by U{self.train_real.scale}")
         if self.real_root:
-            desc += f"; real pairs under {self.real_root} used for validation only"
+            desc += f"; validation on the real pairs under {self.real_root}"
         return desc
 
     def _validate(self, model: torch.nn.Module) -> dict[str, float]:
@@ -319,6 +333,11 @@ class Trainer:
             dataset = SyntheticStereoDataset(
                 self.train_synth, self.augment, int(tc["seed"]), length=total * batch
             )
+        if self.train_real:
+            real = RealPairsDataset(self.train_real, self.augment, int(tc["seed"]), length=total * batch)
+            dataset = MixedDataset(dataset, real, self.train_real.fraction, int(tc["seed"]))
+        if getattr(model, "takes_search_range", False):
+            dataset = WithHints(dataset, model.hint_params, self.hint_training, int(tc["seed"]))
         loader = DataLoader(
             dataset,
             batch_size=batch,
@@ -385,7 +404,8 @@ class Trainer:
                 left = sample["left"].to(self.device, non_blocking=True)
                 right = sample["right"].to(self.device, non_blocking=True)
                 gt = sample["disparity"].to(self.device, non_blocking=True)
-                out = model(left, right)
+                extra = {"hint": sample["hint"].to(self.device)} if "hint" in sample else {}
+                out = model(left, right, **extra)
                 loss, parts = compute_loss(self.arch, out, gt, step, total, tc, max_disp or 1e9)
                 if not torch.isfinite(loss):
                     raise TrainingError(f"loss became {float(loss)} at step {step}; lower the learning rate")
