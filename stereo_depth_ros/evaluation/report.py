@@ -245,14 +245,40 @@ def frame_panel(left_rgb: np.ndarray, gt: np.ndarray | None, preds: dict[str, np
     return np.vstack(rows)
 
 
+def _axes(img: np.ndarray, box: tuple[int, int, int, int], xmax: float, ymax: float, xlabel: str,
+          yfmt: str = "{:.0f}%", yscale: float = 100.0) -> None:
+    """Frame, 6 ticks on each axis (x from 0 to ``xmax``, y from 0 to ``ymax`` shown x ``yscale``)
+    and the x label, drawn into ``img`` around ``box`` = (left, top, width, height)."""
+    left, top, pw, ph = box
+    black, font = (0, 0, 0), cv2.FONT_HERSHEY_SIMPLEX
+    cv2.rectangle(img, (left, top), (left + pw, top + ph), black, 1)
+    for i in range(6):
+        frac = i / 5
+        x = int(left + frac * pw)
+        cv2.line(img, (x, top + ph), (x, top + ph + 4), black, 1)
+        cv2.putText(img, f"{frac * xmax:g}", (x - 8, top + ph + 18), font, 0.4, black, 1)
+        y = int(top + ph - frac * ph)
+        cv2.line(img, (left - 4, y), (left, y), black, 1)
+        cv2.putText(img, yfmt.format(yscale * frac * ymax), (4, y + 4), font, 0.4, black, 1)
+    cv2.putText(img, xlabel, (left + 4, img.shape[0] - 6), font, 0.45, black, 1)
+
+
+def _legend(img: np.ndarray, box: tuple[int, int, int, int], names: Sequence[str]) -> None:
+    left, top, pw, _ = box
+    for k, name in enumerate(names):
+        lx, ly = left + pw - 170, top + 8 + 18 * k
+        cv2.rectangle(img, (lx, ly), (lx + 12, ly + 12), _PALETTE[k % len(_PALETTE)], -1)
+        cv2.putText(img, name[:22], (lx + 18, ly + 11), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1)
+
+
 def error_histogram(errors: dict[str, np.ndarray], max_error: float = 10.0, bins: int = 40,
                     size: tuple[int, int] = (720, 360)) -> np.ndarray:
     """Histogram of absolute disparity errors per model (share of valid pixels per bin, errors
     above ``max_error`` in the last bin), drawn as outlined step curves with axes and legend."""
     w, h = size
     img = np.full((h, w, 3), 255, np.uint8)
-    left, right, top, bottom = 60, 20, 30, 48
-    pw, ph = w - left - right, h - top - bottom
+    box = (60, 30, w - 80, h - 78)
+    left, top, pw, ph = box
     edges = np.linspace(0.0, max_error, bins + 1)
     hists = {}
     for name, err in errors.items():
@@ -262,29 +288,40 @@ def error_histogram(errors: dict[str, np.ndarray], max_error: float = 10.0, bins
                   else np.zeros(bins))
         hists[name] = counts / max(err.size, 1)
     ymax = max([float(v.max()) for v in hists.values()] + [1e-6]) * 1.1
-    black = (0, 0, 0)
-    font = cv2.FONT_HERSHEY_SIMPLEX
-    cv2.rectangle(img, (left, top), (left + pw, top + ph), black, 1)
-    for i in range(6):
-        frac = i / 5
-        x = int(left + frac * pw)
-        cv2.line(img, (x, top + ph), (x, top + ph + 4), black, 1)
-        cv2.putText(img, f"{frac * max_error:g}", (x - 8, top + ph + 18), font, 0.4, black, 1)
-        y = int(top + ph - frac * ph)
-        cv2.line(img, (left - 4, y), (left, y), black, 1)
-        cv2.putText(img, f"{100 * frac * ymax:.0f}%", (4, y + 4), font, 0.4, black, 1)
-    cv2.putText(img, "|disparity error| (px); last bin: larger or missing", (left + 4, h - 6), font,
-                0.45, black, 1)
-    for k, (name, hist) in enumerate(hists.items()):
-        color = _PALETTE[k % len(_PALETTE)]
+    _axes(img, box, max_error, ymax, "|disparity error| (px); last bin: larger or missing")
+    for k, hist in enumerate(hists.values()):
         pts = []
         for i, v in enumerate(hist):
             y = int(top + ph - v / ymax * ph)
             pts += [(int(left + i / bins * pw), y), (int(left + (i + 1) / bins * pw), y)]
-        cv2.polylines(img, [np.array(pts, np.int32)], False, color, 2, cv2.LINE_AA)
-        lx, ly = left + pw - 170, top + 8 + 18 * k
-        cv2.rectangle(img, (lx, ly), (lx + 12, ly + 12), color, -1)
-        cv2.putText(img, name[:22], (lx + 18, ly + 11), font, 0.45, black, 1)
+        cv2.polylines(img, [np.array(pts, np.int32)], False, _PALETTE[k % len(_PALETTE)], 2, cv2.LINE_AA)
+    _legend(img, box, list(hists))
+    return img
+
+
+def line_chart(series: dict[str, tuple[Sequence[float], Sequence[float]]], xlabel: str,
+               title: str = "", yfmt: str = "{:.0f}%", yscale: float = 100.0,
+               size: tuple[int, int] = (720, 360)) -> np.ndarray:
+    """Curves (name -> (xs, ys)) on shared axes from 0, with markers, a legend and a title."""
+    w, h = size
+    img = np.full((h, w, 3), 255, np.uint8)
+    box = (60, 30, w - 80, h - 78)
+    left, top, pw, ph = box
+    finite = [(np.asarray(x, float), np.asarray(y, float)) for x, y in series.values()]
+    xmax = max([float(np.nanmax(x)) for x, _ in finite if x.size] + [1.0])
+    ymax = max([float(np.nanmax(y)) for _, y in finite if np.isfinite(y).any()] + [1e-6]) * 1.1
+    _axes(img, box, xmax, ymax, xlabel, yfmt, yscale)
+    if title:
+        cv2.putText(img, title, (left, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    for k, (xs, ys) in enumerate(finite):
+        color = _PALETTE[k % len(_PALETTE)]
+        ok = np.isfinite(ys)
+        pts = np.stack([left + xs[ok] / xmax * pw, top + ph - ys[ok] / ymax * ph], 1).astype(np.int32)
+        if len(pts) > 1:
+            cv2.polylines(img, [pts], False, color, 2, cv2.LINE_AA)
+        for x, y in pts:
+            cv2.circle(img, (int(x), int(y)), 3, color, -1, cv2.LINE_AA)
+    _legend(img, box, list(series))
     return img
 
 
