@@ -14,7 +14,7 @@ def test_bench_prints_model_and_cloud_tables_and_targets(tmp_path, capsys):
                "--no-node", "--threads", "1", "--json", str(out), "--markdown", str(tmp_path / "b.md")])
     assert rc == 0
     printed = capsys.readouterr().out
-    assert "Model latency" in printed and "PointCloud2" in printed and "Targets (issue 4)" in printed
+    assert "Model latency" in printed and "PointCloud2" in printed and "Targets (issues 4 and 11)" in printed
     assert "untrained" in printed or "shipped" in printed  # says which learned model it timed
     data = json.loads(out.read_text())
     backends = [r["backend"] for r in data["rows"]]
@@ -25,7 +25,7 @@ def test_bench_prints_model_and_cloud_tables_and_targets(tmp_path, capsys):
     assert data["clouds"]["64x48"]["identical"] is True
     assert data["clouds"]["64x48"]["node_path_identical"] is True
     md = (tmp_path / "b.md").read_text()
-    assert md.startswith("### ") and "| sgbm | 64x48 |" in md and "Targets (issue 4)" in md
+    assert md.startswith("### ") and "| sgbm | 64x48 |" in md and "Targets (issues 4 and 11)" in md
 
 
 @pytest.mark.ros

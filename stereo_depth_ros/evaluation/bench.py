@@ -34,6 +34,8 @@ import torch
 from stereo_depth_ros.evaluation.report import markdown_table, text_table
 
 TARGETS = {
+    "default_cpu_x_sgbm": 2.0,  # the shipped default model, 640x480, 2 CPU cores, x SGBM's time (issue 11)
+    "default_gpu_ms": 4.0,      # the shipped default model, 640x480, fp16, CUDA GPU (issue 11)
     "fast_gpu_ms": 4.0,       # fast model, 640x480, fp16, H100-class GPU
     "fast_cpu_ms": 150.0,     # fast model, 640x480, 2 CPU cores
     "node_overhead_ms": 2.0,  # sync + conversion + cloud + publish at 640x480 on the CPU
@@ -359,11 +361,27 @@ def tables(rep: BenchReport) -> dict[str, tuple[list[str], list[list[str]]]]:
 
 
 def targets(rep: BenchReport) -> list[tuple[str, str, str]]:
-    """(target, measured, verdict) for issue 4's targets; 'not measured' where this run can't say."""
+    """(target, measured, verdict) for issues 4 and 11; 'not measured' where this run can't say."""
     out = []
 
     def find(pred: Callable[[SizeResult], bool]) -> SizeResult | None:
         return next((r for r in rep.rows if pred(r)), None)
+
+    shipped = lambda r: "(shipped)" in r.backend and r.size == "640x480"  # noqa: E731
+    cpu = find(lambda r: shipped(r) and r.device == "cpu")
+    limit = TARGETS["default_cpu_x_sgbm"]
+    out.append((f"default model 640x480 on the CPU ({rep.environment.get('cpus')} cores here) <= "
+                f"{limit:g} x SGBM (stereo_image_proc settings, same range, same run)",
+                f"{cpu.median_ms:.1f} ms = {cpu.median_ms / cpu.sgbm_ms:.2f} x SGBM ({cpu.sgbm_ms:.1f} ms)"
+                if cpu else "-",
+                ("met" if cpu.median_ms <= limit * cpu.sgbm_ms else "missed") if cpu
+                else "not measured (run with --backends sgbm,learned at 640x480)"))
+    gpu = find(lambda r: shipped(r) and r.device.startswith("cuda") and r.precision == "fp16")
+    out.append((f"default model 640x480 fp16 on a CUDA GPU <= {TARGETS['default_gpu_ms']:g} ms",
+                _f(gpu.median_ms, "{:.2f} ms") if gpu else "-",
+                (("met" if gpu.median_ms <= TARGETS["default_gpu_ms"] else "missed")
+                 + f" on {rep.environment.get('gpu')}") if gpu
+                else "not measured (no CUDA device in this run)"))
 
     fast = lambda r: r.backend.startswith("fast") and r.size == "640x480"  # noqa: E731
     gpu = find(lambda r: fast(r) and r.device.startswith("cuda") and r.precision == "fp16")
@@ -417,7 +435,7 @@ def format_report(rep: BenchReport) -> str:
         lines += ["PointCloud2 payload (xyz+rgb, organized): build_cloud vs per-point Python reference; "
                   "node path = CloudBuilder.build from the disparity (reprojection included)",
                   text_table(*t["cloud"]), ""]
-    lines += ["Targets (issue 4)"]
+    lines += ["Targets (issues 4 and 11)"]
     lines += [f"  {name}: {measured} -> {verdict}" for name, measured, verdict in targets(rep)]
     if env.get("load_before", 0) > (env.get("cpus") or 1) * 0.5:
         lines += ["", f"WARNING: the machine was busy (load {env['load_before']} on {env.get('cpus')} CPUs): "
@@ -463,7 +481,7 @@ def format_markdown(rep: BenchReport, command: str = "stereo-depth bench") -> st
                   "Python reference; node path = `CloudBuilder.build` from the disparity, reprojection "
                   "included, into the reused message buffer:",
                   "", markdown_table(*t["cloud"]), ""]
-    lines += ["Targets (issue 4):", ""]
+    lines += ["Targets (issues 4 and 11):", ""]
     lines += [f"- {name}: **{measured}** -> {verdict}" for name, measured, verdict in targets(rep)]
     if rep.notes:
         lines += ["", "Notes:", ""] + [f"- {n}" for n in rep.notes]
