@@ -156,17 +156,24 @@ class WorkerNode(Node):
             with self._wake:
                 while self._pending is None and not self._stop:
                     self._wake.wait(0.5)
-                if self._stop:
+                if self._shutting_down():
                     return
                 item, self._pending = self._pending, None
                 self._busy = True
             try:
                 self._handle(*item)
             except Exception as exc:  # never let the worker die
+                if self._shutting_down():
+                    return  # Ctrl-C / SIGTERM invalidated the context under this frame: not an error
                 self._count(self.error_counter, f"unexpected error: {exc!r}")
             finally:
                 with self._wake:
                     self._busy = False
+
+    def _shutting_down(self) -> bool:
+        """The node is being destroyed or its context was shut down (signal): publishers and
+        the rosout logger no longer work, so the worker stops without a word."""
+        return self._stop or not self.context.ok()
 
     def destroy_node(self) -> None:
         with self._wake:
@@ -193,6 +200,8 @@ class WorkerNode(Node):
         return False
 
     def _emit(self, level: str, text: str) -> None:
+        if not self.context.ok():  # shutting down: the rosout publisher is gone
+            return
         # one call site per severity: rclpy refuses a severity change at a call site
         if level == "warn":
             self.get_logger().warning(text)
