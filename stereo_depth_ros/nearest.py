@@ -392,7 +392,10 @@ def unet_input(
 def pick_device(device: str = "auto") -> torch.device:
     if device in ("", "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"device {device!r} is not a device: use auto, cpu or cuda") from None
 
 
 def w_h(a: np.ndarray) -> str:

@@ -51,7 +51,8 @@ from stereo_depth_ros.nearest import (
 from stereo_depth_ros.pointcloud import build_cloud
 from stereo_depth_ros.ros import conversions as conv
 from stereo_depth_ros.ros.compat import SOURCES, CvBridge
-from stereo_depth_ros.ros.worker_node import WorkerNode
+from stereo_depth_ros.ros.parameters import ParameterError, device_problem
+from stereo_depth_ros.ros.worker_node import RELIABILITY, WorkerNode
 
 INPUTS = ("disparity", "left/image_rect", "left/camera_info")
 COUNTERS = ("processed", "found", "nothing_in_range", "dropped_busy", "size_mismatch",
@@ -96,13 +97,16 @@ class NearestObjectNode(WorkerNode):
 
     def __init__(self, node_name: str = "nearest_object_node", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
-        self._declare_parameters()
+        self._or_destroy(self._declare_parameters)
         p = self._param
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         self.last_latency_s = 0.0
         self.latency_total_s = 0.0
         self.last_result: NearestObject | None = None
         try:
+            problem = device_problem(str(p("device")))
+            if problem:
+                raise ParameterError(f"parameter {problem}")
             self.detector = NearestObjectDetector(
                 backend=str(p("backend")), model=str(p("model")) or None, device=str(p("device")),
                 score_threshold=float(p("score_threshold")), min_area=int(p("min_area")),
@@ -150,7 +154,7 @@ class NearestObjectNode(WorkerNode):
         declare("frame_id", "stereo_left_optical_frame",
                 "Frame used when the disparity header has an empty frame_id")
         declare("input_reliability", "best_effort", "Input QoS: best_effort (sensor data) or reliable",
-                read_only=True)
+                read_only=True, choices=RELIABILITY)
         self._declare_output_parameters()
         declare("stall_timeout", 2.0, "Seconds one input may stay silent while the others arrive "
                 "before /diagnostics names it", (0.1, 3600.0))

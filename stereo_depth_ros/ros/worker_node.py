@@ -18,14 +18,20 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rcl_interfaces.srv import SetParameters
+from rclpy.exceptions import ParameterNotDeclaredException
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 
 from stereo_depth_ros.ros import input_checks as checks
+from stereo_depth_ros.ros import parameters as params
 from stereo_depth_ros.ros.compat import message_filters
 from stereo_depth_ros.ros.conversions import stamp_ns
 from stereo_depth_ros.ros.sync_monitor import SyncMonitor
+
+RELIABILITY = ("best_effort", "reliable")
 
 
 class WorkerNode(Node):
@@ -55,18 +61,60 @@ class WorkerNode(Node):
         self._busy = False
         self._worker_name = f"{node_name}_worker"
         self._worker: threading.Thread | None = None
+        self._serve_requests_as_one()
 
     # ---- parameters ----
+    def _or_destroy(self, build: Callable[[], Any]) -> Any:
+        """``build()``; if it raises (a parameter or backend that cannot start), the half-built
+        node is destroyed first, so nothing of it stays in the context."""
+        try:
+            return build()
+        except BaseException:
+            self.destroy_node()
+            raise
+
     def _declare(self, name: str, default: Any, description: str, rng: tuple | None = None,
-                 read_only: bool = False) -> None:
-        """Declare a parameter; ``rng`` is (from, to[, step]) for int and (from, to) for float."""
+                 read_only: bool = False, choices: Sequence[str] = ()) -> None:
+        """Declare a parameter; ``rng`` is (from, to[, step]) for int and (from, to) for float,
+        ``choices`` the strings it takes. A start-up value that breaks them raises
+        ParameterError (one line: the name, the value, the rule)."""
         d = ParameterDescriptor(description=description, read_only=read_only)
         if rng is not None and isinstance(default, int) and not isinstance(default, bool):
             step = rng[2] if len(rng) > 2 else 1
             d.integer_range = [IntegerRange(from_value=rng[0], to_value=rng[1], step=step)]
         elif rng is not None and isinstance(default, float):
             d.floating_point_range = [FloatingPointRange(from_value=rng[0], to_value=rng[1])]
-        self.declare_parameter(name, default, d)
+        if choices:
+            d.additional_constraints = f"one of {', '.join(choices)}"
+        try:
+            value = self.declare_parameter(name, default, d).value
+        except params.DECLARE_ERRORS as exc:
+            raise params.declare_error(name, default, rng, exc) from None
+        if choices:
+            params.check_choice(name, value, choices)
+
+    def _serve_requests_as_one(self) -> None:
+        """rclpy's set_parameters service sets each parameter of a request on its own, so
+        backend:=learned + model:=X fails on the old model while X is kept. Here a request is
+        applied as set_parameters_atomically applies it: all of it, or none of it."""
+        name = f"{self.get_fully_qualified_name()}/set_parameters"
+        for service in self.services:
+            if service.service_name == name:
+                service.callback = self._set_parameters_as_one
+
+    def _set_parameters_as_one(self, request: SetParameters.Request,
+                               response: SetParameters.Response) -> SetParameters.Response:
+        parameters = [Parameter.from_parameter_msg(p) for p in request.parameters]
+        try:
+            result = self.set_parameters_atomically(parameters)
+        except ParameterNotDeclaredException as exc:
+            result = SetParametersResult(successful=False, reason=str(exc))
+        reason = result.reason
+        if not result.successful and len(parameters) > 1:
+            reason = f"none of the {len(parameters)} parameters applied: {reason}"
+        response.results = [SetParametersResult(successful=result.successful, reason=reason)
+                            for _ in parameters]
+        return response
 
     def _declare_sync_parameters(self) -> None:
         self._declare("approximate_sync", False, "Pair inputs by approximate time (stamps within slop)",
@@ -77,7 +125,7 @@ class WorkerNode(Node):
 
     def _declare_output_parameters(self) -> None:
         self._declare("output_reliability", "reliable", "Output QoS reliability: reliable or best_effort",
-                      read_only=True)
+                      read_only=True, choices=RELIABILITY)
         self._declare("output_depth", 1, "Output QoS history depth", (1, 100, 1), read_only=True)
         self._declare("diagnostics_period", 1.0, "Seconds between /diagnostics messages", (0.05, 60.0),
                       read_only=True)
