@@ -35,11 +35,12 @@ from stereo_depth_ros.ros.worker_node import RELIABILITY, WorkerNode
 INPUTS = ("left/image_rect", "left/camera_info", "right/image_rect", "right/camera_info")
 COUNTERS = ("processed", "unsynchronized", "dropped_busy", "bad_encoding", "bad_image",
             "size_mismatch", "empty_image", "bad_layout", "image_too_large", "image_too_small",
-            "bad_camera_info", "frame_mismatch", "duplicate_stamp", "out_of_order", "time_reset",
-            "input_stall", "out_of_memory", "backend_error")
+            "bad_camera_info", "frame_mismatch", "fx_mismatch", "zero_stamp", "future_stamp",
+            "duplicate_stamp", "out_of_order", "time_reset", "input_stall", "out_of_memory", "backend_error")
 # counters that mean a synchronized set was refused (its frame produced no output)
 REFUSALS = ("dropped_busy", "bad_encoding", "bad_image", "size_mismatch", "empty_image", "bad_layout",
-            "image_too_large", "image_too_small", "bad_camera_info", "duplicate_stamp", "out_of_order",
+            "image_too_large", "image_too_small", "bad_camera_info", "zero_stamp", "future_stamp",
+            "duplicate_stamp", "out_of_order",
             "out_of_memory", "backend_error")
 # parameters whose change rebuilds the backend
 BACKEND_PARAMS = ("backend", "model", "device", "strict_device")
@@ -306,6 +307,9 @@ class DepthNode(WorkerNode):
             return self._count("bad_image", str(exc))
         except CameraModelError as exc:
             return self._count("bad_camera_info", f"camera_info unusable: {exc}")
+        focal = checks.check_focal(left_info, right_info)
+        if focal:
+            self._count("fx_mismatch", focal, level="warn", skipped=False)
         header = conv.with_frame(left_info.header, str(self._param("frame_id")))
         t1 = time.perf_counter()
         try:

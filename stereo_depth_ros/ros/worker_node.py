@@ -122,6 +122,9 @@ class WorkerNode(Node):
         self._declare("queue_size", 5, "Synchronizer queue size per input", (1, 1000, 1), read_only=True)
         self._declare("slop", 0.05, "Approximate sync: largest stamp difference in a set, seconds",
                       (0.0, 10.0), read_only=True)
+        self._declare("future_stamp_tolerance", 10.0, "Refuse (count, log) sets stamped more than this "
+                      "many seconds ahead of the node's clock; 0 = accept any stamp. Sets stamped 0 are "
+                      "always refused", (0.0, 1e9))
 
     def _declare_output_parameters(self) -> None:
         self._declare("output_reliability", "reliable", "Output QoS reliability: reliable or best_effort",
@@ -168,6 +171,10 @@ class WorkerNode(Node):
         one waiting for the worker."""
         self.monitor.matched([stamp_ns(m) for m in msgs])
         stamp = stamp_ns(msgs[0])
+        absurd = self._absurd_stamp(stamp)
+        if absurd:
+            self._count(*absurd)
+            return
         verdict = self._stamps.check(stamp)
         if verdict in ("duplicate", "out_of_order"):
             last = self._stamps.last_ns or 0
@@ -185,6 +192,22 @@ class WorkerNode(Node):
                             f"{self.newest_name} replaced one still waiting", level="warn")
             self._pending = (msgs, time.perf_counter())
             self._wake.notify()
+
+    def _absurd_stamp(self, stamp: int) -> tuple[str, str] | None:
+        """(counter, message) for a set no consumer could place in time: stamped 0 (a driver
+        that does not stamp), or further ahead of this node's clock than future_stamp_tolerance
+        (clocks not synchronized, use_sim_time on one side only). Refused, not published."""
+        if stamp == 0:
+            return "zero_stamp", (f"{self.set_name} stamped 0: the driver does not stamp its messages, "
+                                  "and outputs without a time cannot be used with TF or a synchronizer")
+        tolerance = float(self._param("future_stamp_tolerance"))
+        now = self.get_clock().now().nanoseconds
+        if tolerance > 0 and now > 0 and stamp - now > tolerance * 1e9:
+            return "future_stamp", (
+                f"{self.set_name} stamped {stamp / 1e9:.3f} s is {(stamp - now) / 1e9:.1f} s ahead of this "
+                f"node's clock (tolerance {tolerance:g} s): are the clocks synchronized (NTP, chrony), and "
+                "use_sim_time set alike on the source and this node?")
+        return None
 
     # ---- worker ----
     def _start_worker(self) -> None:
