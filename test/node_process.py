@@ -164,8 +164,3 @@ class NodeProcess:
 def assert_no_traceback(output: str) -> None:
     for marker in TRACEBACK_MARKERS:
         assert marker not in output, output
-
-
-def interrupt(proc: subprocess.Popen, sig: int = signal.SIGINT) -> None:
-    if proc.poll() is None:
-        proc.send_signal(sig)
