@@ -163,6 +163,46 @@ def drop_range_end(disparity: np.ndarray, disparity_limit: float | None,
         np.float32, copy=False)
 
 
+@dataclass
+class ImpossibleDisparity:
+    """Pixels whose disparity the publisher could not have measured (see possible_disparity)."""
+
+    count: int
+    worst: float  # the largest of them, px
+    limit: float  # the bound they exceed, px
+    limit_from: str  # "max_disparity" or "image width"
+
+
+def possible_disparity(disparity: np.ndarray, min_disparity: float, max_disparity: float
+                       ) -> tuple[np.ndarray, ImpossibleDisparity | None]:
+    """``disparity`` restricted to what its publisher can report, and a description of the
+    finite values above that (None when there are none).
+
+    Above the DisparityImage's ``max_disparity`` (or, when that is not > 0 and finite, at or
+    beyond the image width, which no match can reach) a value would mean a distance nearer than
+    the matcher can see: it becomes NaN and is reported, never turned into a distance. Below
+    ``min_disparity`` (when > 0) is stereo_image_proc's mark for "no match" (min_disparity - 1):
+    NaN without a word, as NaN and inf already are."""
+    d = np.asarray(disparity, dtype=np.float32)
+    if math.isfinite(max_disparity) and max_disparity > 0:
+        limit, limit_from = float(max_disparity), "max_disparity"
+        above = d > limit
+    else:
+        limit, limit_from = float(d.shape[1]), "image width"
+        above = d >= limit
+    above &= np.isfinite(d)
+    invalid = above.copy()
+    if math.isfinite(min_disparity) and min_disparity > 0:
+        invalid |= d < min_disparity
+    if not invalid.any():
+        return d, None
+    out = np.where(invalid, np.float32(np.nan), d)
+    count = int(above.sum())
+    if count == 0:
+        return out, None
+    return out, ImpossibleDisparity(count, float(d[above].astype(np.float64).max()), limit, limit_from)
+
+
 def largest_component(mask: np.ndarray, min_area: int = 1) -> np.ndarray:
     """The largest 8-connected component of ``mask`` if it has at least ``min_area`` pixels."""
     m = np.asarray(mask, dtype=bool)
@@ -392,7 +432,10 @@ def unet_input(
 def pick_device(device: str = "auto") -> torch.device:
     if device in ("", "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"device {device!r} is not a device: use auto, cpu or cuda") from None
 
 
 def w_h(a: np.ndarray) -> str:

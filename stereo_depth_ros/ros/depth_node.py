@@ -29,16 +29,18 @@ from stereo_depth_ros.pointcloud import CloudBuilder, build_cloud, depth_from_di
 from stereo_depth_ros.ros import conversions as conv
 from stereo_depth_ros.ros import input_checks as checks
 from stereo_depth_ros.ros.compat import SOURCES
-from stereo_depth_ros.ros.worker_node import WorkerNode
+from stereo_depth_ros.ros.parameters import ParameterError, device_problem
+from stereo_depth_ros.ros.worker_node import RELIABILITY, WorkerNode
 
 INPUTS = ("left/image_rect", "left/camera_info", "right/image_rect", "right/camera_info")
 COUNTERS = ("processed", "unsynchronized", "dropped_busy", "bad_encoding", "bad_image",
             "size_mismatch", "empty_image", "bad_layout", "image_too_large", "image_too_small",
-            "bad_camera_info", "frame_mismatch", "duplicate_stamp", "out_of_order", "time_reset",
-            "input_stall", "out_of_memory", "backend_error")
+            "bad_camera_info", "frame_mismatch", "fx_mismatch", "zero_stamp", "future_stamp",
+            "duplicate_stamp", "out_of_order", "time_reset", "input_stall", "out_of_memory", "backend_error")
 # counters that mean a synchronized set was refused (its frame produced no output)
 REFUSALS = ("dropped_busy", "bad_encoding", "bad_image", "size_mismatch", "empty_image", "bad_layout",
-            "image_too_large", "image_too_small", "bad_camera_info", "duplicate_stamp", "out_of_order",
+            "image_too_large", "image_too_small", "bad_camera_info", "zero_stamp", "future_stamp",
+            "duplicate_stamp", "out_of_order",
             "out_of_memory", "backend_error")
 # parameters whose change rebuilds the backend
 BACKEND_PARAMS = ("backend", "model", "device", "strict_device")
@@ -85,7 +87,7 @@ class DepthNode(WorkerNode):
 
     def __init__(self, node_name: str = "depth_node", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
-        self._declare_parameters()
+        self._or_destroy(self._declare_parameters)
         p = self._param
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         self.last_timings: dict[str, float] = {}
@@ -97,7 +99,7 @@ class DepthNode(WorkerNode):
         self._cloud_lock = threading.Lock()
 
         self._backend_lock = threading.Lock()
-        self.backend = self._build_backend()
+        self.backend = self._or_destroy(self._build_backend)
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
         out_qos = self._output_qos()
@@ -150,7 +152,7 @@ class DepthNode(WorkerNode):
                 "'confidence' when the backend has one", read_only=True)
         declare("lazy_outputs", True, "Skip building outputs that have no subscribers")
         declare("input_reliability", "best_effort", "Input QoS: best_effort (sensor data QoS, "
-                "connects to both kinds of publishers) or reliable", read_only=True)
+                "connects to both kinds of publishers) or reliable", read_only=True, choices=RELIABILITY)
         self._declare_output_parameters()
         defaults = SgbmParams()
         for name, (description, rng) in _SGBM_INT.items():
@@ -166,9 +168,13 @@ class DepthNode(WorkerNode):
 
     def _build_backend(self, changed: dict[str, Any] | None = None) -> Any:
         """The backend the parameters (with ``changed`` applied) ask for; BackendError if it
-        cannot start. Sets ``backend_note`` (fallbacks)."""
+        cannot start, or if a learned-backend setting could not work even though the backend
+        is sgbm (it is refused now, not when someone switches). Sets ``backend_note``."""
         values = {n: self._param(n) for n in (*BACKEND_PARAMS, *_OUTPUT_LIMITS)}
         values.update(changed or {})
+        problem = device_problem(str(values["device"]))
+        if problem:
+            raise BackendError(problem)
         requested = str(values["backend"])
         name = default_backend_name() if requested == "default" else requested
         note = ""
@@ -181,6 +187,12 @@ class DepthNode(WorkerNode):
                                     "falling back to sgbm")
             note = f" (fallback: {name} failed: {exc})"
             backend = self._make("sgbm", values, changed)
+        if backend.name == "sgbm" and str(values["model"]) and (changed is None or "model" in changed):
+            try:  # the same loader a switch to learned would use
+                make_backend("learned", model=str(values["model"]), device="cpu")
+            except BackendError as exc:
+                raise BackendError(f"model {values['model']!r} cannot be used (checked although the "
+                                   f"backend is sgbm): {exc}") from None
         device = str(values["device"])
         if name != "sgbm" and device.startswith("cuda") and backend.device.type != "cuda":
             note += f" (device {device!r} requested but CUDA is not available: running on the CPU)"
@@ -203,30 +215,38 @@ class DepthNode(WorkerNode):
                             confidence_threshold=float(values["confidence_threshold"]))
 
     def _on_set_parameters(self, params: list[Any]) -> SetParametersResult:
-        """Run-time changes take effect at the next frame, or are rejected with the reason."""
+        """Run-time changes take effect at the next frame, or are rejected with the reason.
+        ``params`` is one request (see WorkerNode._set_parameters_as_one): it is judged as a
+        whole, so backend + model or device + strict_device change together or not at all."""
         changed = {p.name: p.value for p in params}
-        sgbm_changed = {k: v for k, v in changed.items() if k in SGBM_PARAMS}
-        if sgbm_changed:
-            try:
-                SgbmParams(**self._sgbm_options(sgbm_changed)).validate()
-            except (BackendError, TypeError) as exc:
-                return SetParametersResult(successful=False, reason=str(exc))
         try:
-            if any(k in changed for k in BACKEND_PARAMS):
-                new = self._build_backend(changed)
-            elif any(k in changed for k in _OUTPUT_LIMITS):
-                new = self._with_output_limits(changed)
-            elif sgbm_changed and isinstance(self.backend, SgbmBackend):
-                new = SgbmBackend(**self._sgbm_options(sgbm_changed))
-            else:
-                return SetParametersResult(successful=True)
+            new = self._backend_for(changed)
         except BackendError as exc:
+            self.get_logger().warning(f"parameters {', '.join(sorted(changed))} not applied: {exc}")
             return SetParametersResult(successful=False, reason=f"backend not changed: {exc}")
+        if new is None:
+            return SetParametersResult(successful=True)
         with self._backend_lock:
             self.backend = new
         self.get_logger().info(f"parameters {', '.join(sorted(changed))} applied: backend {new.name} "
                                f"on {new.device}{self.backend_note}")
         return SetParametersResult(successful=True)
+
+    def _backend_for(self, changed: dict[str, Any]) -> Any:
+        """The backend after ``changed`` (None: the current one stays); BackendError if refused."""
+        sgbm_changed = {k: v for k, v in changed.items() if k in SGBM_PARAMS}
+        if sgbm_changed:
+            try:
+                SgbmParams(**self._sgbm_options(sgbm_changed)).validate()
+            except TypeError as exc:
+                raise BackendError(str(exc)) from None
+        if any(k in changed for k in BACKEND_PARAMS):
+            return self._build_backend(changed)
+        if any(k in changed for k in _OUTPUT_LIMITS):
+            return self._with_output_limits(changed)
+        if sgbm_changed and isinstance(self.backend, SgbmBackend):
+            return SgbmBackend(**self._sgbm_options(sgbm_changed))
+        return None
 
     def _with_output_limits(self, changed: dict[str, Any]) -> Any:
         """The learned backend with new max_disparity / confidence_threshold, same estimator."""
@@ -287,6 +307,9 @@ class DepthNode(WorkerNode):
             return self._count("bad_image", str(exc))
         except CameraModelError as exc:
             return self._count("bad_camera_info", f"camera_info unusable: {exc}")
+        focal = checks.check_focal(left_info, right_info)
+        if focal:
+            self._count("fx_mismatch", focal, level="warn", skipped=False)
         header = conv.with_frame(left_info.header, str(self._param("frame_id")))
         t1 = time.perf_counter()
         try:
@@ -393,7 +416,7 @@ class DepthNode(WorkerNode):
 def main(args: list[str] | None = None) -> int:
     from stereo_depth_ros.ros.node_main import spin_node
 
-    return spin_node(DepthNode, "depth_node", args, startup_errors=(BackendError,))
+    return spin_node(DepthNode, "depth_node", args, startup_errors=(BackendError, ParameterError))
 
 
 if __name__ == "__main__":

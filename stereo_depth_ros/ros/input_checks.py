@@ -8,7 +8,8 @@ by cause and keep serving the next frame. No rclpy here: messages are read by at
   huge frame costs nothing), at least the backend's minimum size;
 - :class:`StampGuard`: synchronized sets whose stamp repeats or goes back in time are refused
   (their outputs would be stale), unless the clock was visibly restarted (a bag loop);
-- frame ids: an image and its camera_info must name the same frame.
+- frame ids: an image and its camera_info must name the same frame;
+- focal lengths: the left and right projections of a rectified pair must share fx.
 """
 
 from __future__ import annotations
@@ -90,6 +91,18 @@ def check_frames(image: Any, info: Any, side: str) -> str | None:
     if a and b and a != b:
         return (f"{side} image frame_id {a!r} differs from {side} camera_info frame_id {b!r}: "
                 "are the topics from the same camera?")
+    return None
+
+
+def check_focal(left_info: Any, right_info: Any, tolerance: float = 1e-3) -> str | None:
+    """A message when the left and right projections have different focal lengths (a rectified
+    pair shares one), else None. The depth image uses the left fx, DisparityImage.f is the right
+    fx (stereo_image_proc), so the two outputs would disagree by their ratio."""
+    fl, fr = float(left_info.p[0]), float(right_info.p[0])
+    if fl > 0 and fr > 0 and abs(fl - fr) > tolerance * max(fl, fr):
+        return (f"left fx {fl:g} differs from right fx {fr:g}, but a rectified pair shares one: the depth "
+                f"image uses the left fx, DisparityImage.f is the right one, so depth from the disparity "
+                f"message would be {fr / fl:.3g} x the depth image; check the calibration (processed anyway)")
     return None
 
 

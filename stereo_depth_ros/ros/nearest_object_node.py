@@ -13,7 +13,9 @@ Outputs, all stamped with the disparity's header (left optical frame):
   percentile of its pixels' depth, metres); REP 117: +inf when nothing is in range. Range is
   chosen over std_msgs/Float32 because it carries the header (stamp + frame) and the valid
   interval (min_range = f*T / (0.9 * max_disparity): disparities in the top 10 % of the
-  search range are not trusted, see nearest.drop_range_end; max_range = the parameter);
+  search range are not trusted, see nearest.drop_range_end; f*T / width when the message
+  states no max_disparity; max_range = the parameter). A disparity above the stated range (or
+  the image width) is never turned into a distance: it is ignored and named (``beyond_range``);
 - ``nearest_object/marker`` visualization_msgs/Marker: a translucent CUBE around the object's
   3D points; a DELETE of the same ns/id when nothing is in range or the input is unusable.
 
@@ -43,20 +45,24 @@ from stereo_depth_ros.geometry import CameraModelError, StereoGeometry
 from stereo_depth_ros.nearest import (
     BACKENDS,
     RANGE_END_MARGIN,
+    ImpossibleDisparity,
     NearestInputError,
     NearestObject,
     NearestObjectDetector,
     SizeMismatchError,
+    possible_disparity,
 )
 from stereo_depth_ros.pointcloud import build_cloud
 from stereo_depth_ros.ros import conversions as conv
 from stereo_depth_ros.ros.compat import SOURCES, CvBridge
-from stereo_depth_ros.ros.worker_node import WorkerNode
+from stereo_depth_ros.ros.parameters import ParameterError, device_problem
+from stereo_depth_ros.ros.worker_node import RELIABILITY, WorkerNode
 
 INPUTS = ("disparity", "left/image_rect", "left/camera_info")
 COUNTERS = ("processed", "found", "nothing_in_range", "dropped_busy", "size_mismatch",
-            "invalid_disparity", "bad_image", "bad_camera_info", "error", "duplicate_stamp",
-            "out_of_order", "time_reset", "unsynchronized", "input_stall")
+            "invalid_disparity", "bad_image", "bad_camera_info", "beyond_range", "fx_mismatch", "error",
+            "zero_stamp", "future_stamp", "duplicate_stamp", "out_of_order", "time_reset", "unsynchronized",
+            "input_stall")
 # counters that are not skipped inputs: a time reset is accepted; unpaired left images are
 # normal whenever the depth node skips a frame (they are reported per input, not as a warning)
 _NOT_PROBLEMS = ("processed", "found", "nothing_in_range", "time_reset", "unsynchronized")
@@ -69,11 +75,21 @@ def geometry_from_left_info(info: CameraInfo, baseline: float, width: int, heigh
     p = [float(v) for v in info.p]
     if len(p) != 12 or not p[0] > 0:
         raise CameraModelError("left camera_info has no projection matrix P: is the camera calibrated?")
+    if not (math.isfinite(baseline) and baseline > 0):
+        raise CameraModelError(f"DisparityImage.T (the baseline) is {baseline} m: its publisher did not "
+                               "set it (the depth node takes it from the right camera_info P[3], or from "
+                               "its own 'baseline' parameter for sources without one)")
     if info.width and info.height and (info.width, info.height) != (width, height):
         raise CameraModelError(f"left camera_info is for {info.width}x{info.height} images but the "
                                f"disparity is {width}x{height}")
     return StereoGeometry(fx=p[0], fy=p[5], cx=p[2], cy=p[6], cx_right=p[2], baseline=float(baseline),
                           width=width, height=height)
+
+
+def stated_limit(msg: DisparityImage) -> float | None:
+    """The DisparityImage's max_disparity when it states one (> 0, finite), else None."""
+    value = float(msg.max_disparity)
+    return value if math.isfinite(value) and value > 0 else None
 
 
 def _mono8(mask: np.ndarray, header: Header) -> Image:
@@ -96,13 +112,16 @@ class NearestObjectNode(WorkerNode):
 
     def __init__(self, node_name: str = "nearest_object_node", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
-        self._declare_parameters()
+        self._or_destroy(self._declare_parameters)
         p = self._param
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         self.last_latency_s = 0.0
         self.latency_total_s = 0.0
         self.last_result: NearestObject | None = None
         try:
+            problem = device_problem(str(p("device")))
+            if problem:
+                raise ParameterError(f"parameter {problem}")
             self.detector = NearestObjectDetector(
                 backend=str(p("backend")), model=str(p("model")) or None, device=str(p("device")),
                 score_threshold=float(p("score_threshold")), min_area=int(p("min_area")),
@@ -150,7 +169,7 @@ class NearestObjectNode(WorkerNode):
         declare("frame_id", "stereo_left_optical_frame",
                 "Frame used when the disparity header has an empty frame_id")
         declare("input_reliability", "best_effort", "Input QoS: best_effort (sensor data) or reliable",
-                read_only=True)
+                read_only=True, choices=RELIABILITY)
         self._declare_output_parameters()
         declare("stall_timeout", 2.0, "Seconds one input may stay silent while the others arrive "
                 "before /diagnostics names it", (0.1, 3600.0))
@@ -191,15 +210,22 @@ class NearestObjectNode(WorkerNode):
             geometry = geometry_from_left_info(left_info, float(disparity_msg.t), w, h)
         except CameraModelError as exc:
             return self._reject("bad_camera_info", f"camera_info / DisparityImage.T unusable: {exc}", header)
-        max_d = float(self._param("max_disparity")) or float(disparity_msg.max_disparity)
+        self._check_focal(float(disparity_msg.f), geometry.fx)
+        disparity, impossible = possible_disparity(disparity, float(disparity_msg.min_disparity),
+                                                   float(disparity_msg.max_disparity))
+        if impossible is not None:
+            self._count("beyond_range", self._impossible_text(impossible, geometry), level="warn",
+                        skipped=False)
+        limit = stated_limit(disparity_msg)
+        max_d = float(self._param("max_disparity")) or (limit or 0.0)
         try:
             result = self.detector.detect(left_img, disparity, geometry, max_disparity=max_d,
-                                          disparity_limit=float(disparity_msg.max_disparity))
+                                          disparity_limit=limit)
         except SizeMismatchError as exc:
             return self._reject("size_mismatch", str(exc), header)
         except NearestInputError as exc:
             return self._reject("invalid_disparity", str(exc), header)
-        self._publish(result, header, geometry, disparity_msg)
+        self._publish(result, header, geometry, limit)
         dt = time.perf_counter() - t0
         with self._lock:
             self.counters["processed"] += 1
@@ -209,18 +235,36 @@ class NearestObjectNode(WorkerNode):
             self.latency_total_s += dt
         return True
 
+    def _check_focal(self, disparity_f: float, left_fx: float) -> None:
+        if disparity_f > 0 and abs(disparity_f - left_fx) > 1e-3 * max(disparity_f, left_fx):
+            self._count("fx_mismatch", f"DisparityImage.f {disparity_f:g} differs from the left camera_info "
+                        f"fx {left_fx:g}: distances use the left fx; depth from the disparity message "
+                        f"would be {disparity_f / left_fx:.3g} x them; check the calibration (processed "
+                        "anyway)", level="warn", skipped=False)
+
+    @staticmethod
+    def _impossible_text(bad: ImpossibleDisparity, geometry: StereoGeometry) -> str:
+        if bad.limit_from == "max_disparity":
+            return (f"{bad.count} disparity pixels above the DisparityImage's max_disparity {bad.limit:g} px "
+                    f"(up to {bad.worst:.4g} px), which its matcher cannot report: ignored, so an object "
+                    f"nearer than {geometry.focal_baseline / bad.limit:.2f} m may be missed, or the "
+                    "disparity is corrupt")
+        return (f"{bad.count} disparity pixels at or above the image width {bad.limit:g} px (up to "
+                f"{bad.worst:.4g} px), which no match can reach, and the DisparityImage states no "
+                "max_disparity: ignored as corrupt")
+
     def _publish(self, r: NearestObject, header: Header, geometry: StereoGeometry,
-                 disparity_msg: DisparityImage) -> None:
+                 limit: float | None) -> None:
         self.pub_mask.publish(_mono8(r.mask, header))
         self.pub_edges.publish(_mono8(r.edges, header))
         pts = r.edge_points.reshape(1, -1, 3)
         self.pub_points.publish(conv.cloud_msg(build_cloud(pts, None, organized=True), header))
         rng = Range(header=header, radiation_type=Range.INFRARED)
         rng.field_of_view = float(2.0 * math.atan2(geometry.width / 2.0, geometry.fx))
-        max_d = float(disparity_msg.max_disparity)
-        # disparities in the top RANGE_END_MARGIN of the search range are not trusted
-        rng.min_range = (float(geometry.focal_baseline / ((1.0 - RANGE_END_MARGIN) * max_d))
-                         if max_d > 0 else 0.0)
+        # disparities in the top RANGE_END_MARGIN of the search range are not trusted; without a
+        # stated range no match reaches the image width
+        rng.min_range = float(geometry.focal_baseline / ((1.0 - RANGE_END_MARGIN) * limit) if limit
+                              else geometry.focal_baseline / geometry.width)
         rng.max_range = float(self.detector.max_range)
         rng.range = float(r.distance) if r.found else math.inf
         self.pub_distance.publish(rng)

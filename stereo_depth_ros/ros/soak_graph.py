@@ -31,7 +31,7 @@ from stereo_depth_ros.ros.graph import NodeGraph
 from stereo_depth_ros.ros.synthetic_camera import SyntheticCamera
 
 NEAREST_REFUSALS = ("dropped_busy", "size_mismatch", "invalid_disparity", "bad_image", "bad_camera_info",
-                    "error", "duplicate_stamp", "out_of_order")
+                    "error", "zero_stamp", "future_stamp", "duplicate_stamp", "out_of_order")
 
 
 @dataclass

@@ -13,6 +13,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 
+RESET_NS = 1_000_000_000  # a stamp this much older than its input's newest: time went back
+
 
 class SyncMonitor:
     def __init__(self, names: Sequence[str], window: int) -> None:
@@ -26,6 +28,10 @@ class SyncMonitor:
         self.last_seen_time: float | None = None
         self.first_seen_time: float | None = None
         self.input_seen_time: list[float | None] = [None] * len(self.names)
+        # per input: its newest stamp, and up to two newer stamps other inputs have delivered
+        # since (two: the others have gone on by more than the one set a late message belongs to)
+        self._newest: list[int | None] = [None] * len(self.names)
+        self._ahead: list[set[int]] = [set() for _ in self.names]
         self._lock = threading.Lock()
 
     def seen(self, index: int, stamp_ns: int) -> None:
@@ -33,6 +39,7 @@ class SyncMonitor:
             self.received[index] += 1
             self.last_seen_time = time.monotonic()
             self.input_seen_time[index] = self.last_seen_time
+            self._note_stamp(index, int(stamp_ns))
             if self.first_seen_time is None:
                 self.first_seen_time = self.last_seen_time
             pending = self._pending[index]
@@ -40,6 +47,21 @@ class SyncMonitor:
             while len(pending) > self.window:
                 pending.popitem(last=False)
                 self.unmatched[index] += 1
+
+    def _note_stamp(self, index: int, stamp: int) -> None:
+        """Keep who is behind whom after input ``index`` delivered ``stamp`` (lock held)."""
+        newest = self._newest[index]
+        if newest is not None and newest - stamp > RESET_NS:
+            # its time went back (bag loop, clock restart): the others' stamps are of the old time
+            self._newest = [None] * len(self.names)
+            self._ahead = [set() for _ in self.names]
+        elif newest is not None and stamp <= newest:
+            return  # a repeat or one delivered out of order: nothing changes
+        self._newest[index] = stamp
+        self._ahead[index] = {s for s in self._ahead[index] if s > stamp}
+        for k, other in enumerate(self._newest):
+            if k != index and (other is None or stamp > other) and len(self._ahead[k]) < 2:
+                self._ahead[k].add(stamp)
 
     def matched(self, stamps_ns: Sequence[int]) -> None:
         with self._lock:
@@ -66,13 +88,17 @@ class SyncMonitor:
 
     def silent_inputs(self, after_s: float = 2.0) -> dict[str, float | None]:
         """Inputs quiet for more than ``after_s`` seconds while another input is still arriving
-        (one camera stopped): name -> seconds since its last message (None: never heard)."""
+        and has gone on by at least two stamps since this one's newest (one camera stopped):
+        name -> seconds since its last message (None: never heard). A message that is late, such
+        as a large image of a slow source arriving long after its camera_info, leaves its input
+        one set behind, not two: it is not a stall."""
         with self._lock:
             now = time.monotonic()
             ages = [None if t is None else now - t for t in self.input_seen_time]
             if not any(a is not None and a <= after_s for a in ages):
                 return {}  # everything quiet: the source stopped, not one input
-            return {n: a for n, a in zip(self.names, ages, strict=True) if a is None or a > after_s}
+            return {n: a for n, a, ahead in zip(self.names, ages, self._ahead, strict=True)
+                    if (a is None or a > after_s) and len(ahead) >= 2}
 
     def in_flight(self) -> list[int]:
         """Per input: messages received and waiting for their set (neither paired nor counted)."""

@@ -18,14 +18,20 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rcl_interfaces.srv import SetParameters
+from rclpy.exceptions import ParameterNotDeclaredException
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 
 from stereo_depth_ros.ros import input_checks as checks
+from stereo_depth_ros.ros import parameters as params
 from stereo_depth_ros.ros.compat import message_filters
 from stereo_depth_ros.ros.conversions import stamp_ns
 from stereo_depth_ros.ros.sync_monitor import SyncMonitor
+
+RELIABILITY = ("best_effort", "reliable")
 
 
 class WorkerNode(Node):
@@ -55,18 +61,60 @@ class WorkerNode(Node):
         self._busy = False
         self._worker_name = f"{node_name}_worker"
         self._worker: threading.Thread | None = None
+        self._serve_requests_as_one()
 
     # ---- parameters ----
+    def _or_destroy(self, build: Callable[[], Any]) -> Any:
+        """``build()``; if it raises (a parameter or backend that cannot start), the half-built
+        node is destroyed first, so nothing of it stays in the context."""
+        try:
+            return build()
+        except BaseException:
+            self.destroy_node()
+            raise
+
     def _declare(self, name: str, default: Any, description: str, rng: tuple | None = None,
-                 read_only: bool = False) -> None:
-        """Declare a parameter; ``rng`` is (from, to[, step]) for int and (from, to) for float."""
+                 read_only: bool = False, choices: Sequence[str] = ()) -> None:
+        """Declare a parameter; ``rng`` is (from, to[, step]) for int and (from, to) for float,
+        ``choices`` the strings it takes. A start-up value that breaks them raises
+        ParameterError (one line: the name, the value, the rule)."""
         d = ParameterDescriptor(description=description, read_only=read_only)
         if rng is not None and isinstance(default, int) and not isinstance(default, bool):
             step = rng[2] if len(rng) > 2 else 1
             d.integer_range = [IntegerRange(from_value=rng[0], to_value=rng[1], step=step)]
         elif rng is not None and isinstance(default, float):
             d.floating_point_range = [FloatingPointRange(from_value=rng[0], to_value=rng[1])]
-        self.declare_parameter(name, default, d)
+        if choices:
+            d.additional_constraints = f"one of {', '.join(choices)}"
+        try:
+            value = self.declare_parameter(name, default, d).value
+        except params.DECLARE_ERRORS as exc:
+            raise params.declare_error(name, default, rng, exc) from None
+        if choices:
+            params.check_choice(name, value, choices)
+
+    def _serve_requests_as_one(self) -> None:
+        """rclpy's set_parameters service sets each parameter of a request on its own, so
+        backend:=learned + model:=X fails on the old model while X is kept. Here a request is
+        applied as set_parameters_atomically applies it: all of it, or none of it."""
+        name = f"{self.get_fully_qualified_name()}/set_parameters"
+        for service in self.services:
+            if service.service_name == name:
+                service.callback = self._set_parameters_as_one
+
+    def _set_parameters_as_one(self, request: SetParameters.Request,
+                               response: SetParameters.Response) -> SetParameters.Response:
+        parameters = [Parameter.from_parameter_msg(p) for p in request.parameters]
+        try:
+            result = self.set_parameters_atomically(parameters)
+        except ParameterNotDeclaredException as exc:
+            result = SetParametersResult(successful=False, reason=str(exc))
+        reason = result.reason
+        if not result.successful and len(parameters) > 1:
+            reason = f"none of the {len(parameters)} parameters applied: {reason}"
+        response.results = [SetParametersResult(successful=result.successful, reason=reason)
+                            for _ in parameters]
+        return response
 
     def _declare_sync_parameters(self) -> None:
         self._declare("approximate_sync", False, "Pair inputs by approximate time (stamps within slop)",
@@ -74,10 +122,13 @@ class WorkerNode(Node):
         self._declare("queue_size", 5, "Synchronizer queue size per input", (1, 1000, 1), read_only=True)
         self._declare("slop", 0.05, "Approximate sync: largest stamp difference in a set, seconds",
                       (0.0, 10.0), read_only=True)
+        self._declare("future_stamp_tolerance", 10.0, "Refuse (count, log) sets stamped more than this "
+                      "many seconds ahead of the node's clock; 0 = accept any stamp. Sets stamped 0 are "
+                      "always refused", (0.0, 1e9))
 
     def _declare_output_parameters(self) -> None:
         self._declare("output_reliability", "reliable", "Output QoS reliability: reliable or best_effort",
-                      read_only=True)
+                      read_only=True, choices=RELIABILITY)
         self._declare("output_depth", 1, "Output QoS history depth", (1, 100, 1), read_only=True)
         self._declare("diagnostics_period", 1.0, "Seconds between /diagnostics messages", (0.05, 60.0),
                       read_only=True)
@@ -120,6 +171,10 @@ class WorkerNode(Node):
         one waiting for the worker."""
         self.monitor.matched([stamp_ns(m) for m in msgs])
         stamp = stamp_ns(msgs[0])
+        absurd = self._absurd_stamp(stamp)
+        if absurd:
+            self._count(*absurd)
+            return
         verdict = self._stamps.check(stamp)
         if verdict in ("duplicate", "out_of_order"):
             last = self._stamps.last_ns or 0
@@ -137,6 +192,22 @@ class WorkerNode(Node):
                             f"{self.newest_name} replaced one still waiting", level="warn")
             self._pending = (msgs, time.perf_counter())
             self._wake.notify()
+
+    def _absurd_stamp(self, stamp: int) -> tuple[str, str] | None:
+        """(counter, message) for a set no consumer could place in time: stamped 0 (a driver
+        that does not stamp), or further ahead of this node's clock than future_stamp_tolerance
+        (clocks not synchronized, use_sim_time on one side only). Refused, not published."""
+        if stamp == 0:
+            return "zero_stamp", (f"{self.set_name} stamped 0: the driver does not stamp its messages, "
+                                  "and outputs without a time cannot be used with TF or a synchronizer")
+        tolerance = float(self._param("future_stamp_tolerance"))
+        now = self.get_clock().now().nanoseconds
+        if tolerance > 0 and now > 0 and stamp - now > tolerance * 1e9:
+            return "future_stamp", (
+                f"{self.set_name} stamped {stamp / 1e9:.3f} s is {(stamp - now) / 1e9:.1f} s ahead of this "
+                f"node's clock (tolerance {tolerance:g} s): are the clocks synchronized (NTP, chrony), and "
+                "use_sim_time set alike on the source and this node?")
+        return None
 
     # ---- worker ----
     def _start_worker(self) -> None:
@@ -156,17 +227,24 @@ class WorkerNode(Node):
             with self._wake:
                 while self._pending is None and not self._stop:
                     self._wake.wait(0.5)
-                if self._stop:
+                if self._shutting_down():
                     return
                 item, self._pending = self._pending, None
                 self._busy = True
             try:
                 self._handle(*item)
             except Exception as exc:  # never let the worker die
+                if self._shutting_down():
+                    return  # Ctrl-C / SIGTERM invalidated the context under this frame: not an error
                 self._count(self.error_counter, f"unexpected error: {exc!r}")
             finally:
                 with self._wake:
                     self._busy = False
+
+    def _shutting_down(self) -> bool:
+        """The node is being destroyed or its context was shut down (signal): publishers and
+        the rosout logger no longer work, so the worker stops without a word."""
+        return self._stop or not self.context.ok()
 
     def destroy_node(self) -> None:
         with self._wake:
@@ -193,6 +271,8 @@ class WorkerNode(Node):
         return False
 
     def _emit(self, level: str, text: str) -> None:
+        if not self.context.ok():  # shutting down: the rosout publisher is gone
+            return
         # one call site per severity: rclpy refuses a severity change at a call site
         if level == "warn":
             self.get_logger().warning(text)
