@@ -379,3 +379,33 @@ def streams(draw, in_order_only: bool = False, min_inputs: int = 2, max_inputs: 
     in_order = all(all(b > a for a, b in itertools.pairwise(s)) for s in
                    [[s for k, s in order if k == i] for i in range(n)])
     return Stream(n, queue_size, slop, order, loops, in_order and loops == 1)
+
+
+@st.composite
+def stereo_streams(draw) -> Stream:
+    """Streams whose pairing no sensible policy can get wrong: every input stamps each frame
+    within less than ``slop`` of the others and frames are further apart than twice ``slop``;
+    frames may be missing on any input, inputs interleave in any order (each in order)."""
+    n = draw(st.sampled_from([2, 4]))
+    slop = draw(st.sampled_from([5, 10, 20, 50])) * MS
+    period = 2 * slop + draw(st.integers(1, 200)) * MS
+    frames = draw(st.integers(1, 30))
+    rng = random.Random(draw(st.integers(0, 2**32 - 1)))
+    skews = [rng.randrange(0, slop) for _ in range(n)]
+    if draw(st.booleans()):  # image + camera_info pairs share their stamp
+        skews = [skews[i - i % 2] for i in range(n)]
+    drop = draw(st.sampled_from([0.0, 0.1, 0.4]))
+    start = draw(st.sampled_from([1, 1_600_000_000])) * SEC
+    arrivals = []
+    for f in range(frames):
+        for i in range(n):
+            if rng.random() >= drop:
+                stamp = start + f * period + skews[i]
+                arrivals.append((stamp + rng.random() * 3 * period, i, stamp))
+    arrivals.sort()
+    order = [(i, s) for _, i, s in arrivals]
+    for i in range(n):  # each input in order
+        slots = [a for a, (k, _) in enumerate(order) if k == i]
+        for a, stamp in zip(slots, sorted(order[a][1] for a in slots), strict=True):
+            order[a] = (i, stamp)
+    return Stream(n, draw(st.integers(frames + 1, frames + 3)), slop, order, 1, True, "stereo")

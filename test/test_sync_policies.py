@@ -20,11 +20,10 @@ from sync_reference import (
 
 from stereo_depth_ros.ros import _message_filters as mf
 
-settings.register_profile("ci", max_examples=400, deadline=None, database=None,
-                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-settings.register_profile("thorough", max_examples=5000, deadline=None, database=None,
-                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-settings.load_profile(os.environ.get("SYNC_HYPOTHESIS_PROFILE", "ci"))
+# CI: 750 streams per property; SYNC_HYPOTHESIS_PROFILE=thorough: 5,000
+PROFILE = os.environ.get("SYNC_HYPOTHESIS_PROFILE", "ci")
+STREAMS = settings(max_examples={"ci": 750, "thorough": 5000}[PROFILE], deadline=None, database=None,
+                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
 class Stamp:
@@ -87,6 +86,7 @@ def check_invariants(stream: Stream, out: list[tuple[int, ...]], epochs: list[in
             assert all(stamps[j] > stamps[i] for i, j in zip(a, b, strict=True)), "sets out of order"
 
 
+@STREAMS
 @given(streams())
 def test_approximate_emits_what_the_reference_emits(stream):
     out, sync = run_package(stream, approximate=True)
@@ -96,6 +96,7 @@ def test_approximate_emits_what_the_reference_emits(stream):
     check_invariants(stream, out, epochs, approximate=True)
 
 
+@STREAMS
 @given(streams())
 def test_exact_emits_what_the_reference_emits(stream):
     out, sync = run_package(stream, approximate=False)
@@ -105,6 +106,7 @@ def test_exact_emits_what_the_reference_emits(stream):
     check_invariants(stream, out, epochs, approximate=False)
 
 
+@STREAMS
 @given(streams(in_order_only=True))
 def test_approximate_is_the_documented_policy(stream):
     """Inputs in order and queues long enough: the sets are those the wiki's definition forms
@@ -131,6 +133,7 @@ def _loop(recording: Stream, loops: int) -> Stream:
     return Stream(recording.n, recording.queue_size, recording.slop, recording.arrivals * loops, loops, False)
 
 
+@STREAMS
 @given(streams(in_order_only=True), st.integers(2, 4), st.booleans())
 def test_sync_resumes_after_every_bag_loop(recording, loops, approximate):
     """A recording played in a loop (time jumps back at each start): every loop gives the sets
