@@ -17,7 +17,8 @@ their documentation, and the stamp streams the property tests feed them.
   set at or behind the last one.
 - ``ReferenceGuard``: the package's documented input rule (docs/sync.md): repeats and older
   stamps are dropped (exact: older ones may still complete a newer set), time going back
-  more than 1 s (or 3 older stamps in a row) on an input starts a new epoch.
+  more than 1 s (or 3 older stamps in a row) on an input starts a new epoch, which the other
+  inputs join when they go back too (by any step that lands within 1 s of it).
 """
 
 from __future__ import annotations
@@ -237,7 +238,9 @@ class ReferenceGuard:
             return "duplicate", False
         if seen is not None and stamp < seen:
             self.older_in_a_row[k] += 1
-            if seen - stamp > self.reset_after or self.older_in_a_row[k] >= self.older_run:
+            behind = self.line[k] < self.current and self.newest_admitted is not None
+            if (seen - stamp > self.reset_after or self.older_in_a_row[k] >= self.older_run
+                    or behind and abs(stamp - self.newest_admitted) <= self.reset_after):
                 jumped = True
             else:
                 return "out_of_order", False

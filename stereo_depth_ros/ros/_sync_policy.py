@@ -6,8 +6,9 @@ approximate policy drops it, the exact one may still use it); an older one by mo
 ``reset_after_ns``, or ``reset_run`` older ones in a row, means that input's time went back
 (a bag loop, a /clock reset) and starts a new epoch: what waited for proof is emitted, the
 policy is cleared and sync resumes on the new time line. Inputs whose time has not gone back
-yet are stragglers of the previous epoch (``previous_epoch``) until they jump too or their
-stamps come within ``reset_after_ns`` of the new epoch.
+yet are stragglers of the previous epoch (``previous_epoch``) until they jump too (any step
+back to within ``reset_after_ns`` of the new epoch counts) or their stamps come within
+``reset_after_ns`` of it.
 
 ``ExactPolicy``: a set when every input holds the same stamp; it takes messages in any order
 (as message_filters does) but never emits a set at or behind the last one (``late``); older
@@ -57,7 +58,10 @@ class InputGuard:
             if stamp == last:
                 return "duplicate", False
             self._older_run[index] += 1
-            if last - stamp <= self.reset_after_ns and self._older_run[index] < self.reset_run:
+            follows = (self._input_epoch[index] < self.epoch and self._newest is not None
+                       and abs(stamp - self._newest) <= self.reset_after_ns)  # joins the new line
+            small = last - stamp <= self.reset_after_ns and self._older_run[index] < self.reset_run
+            if small and not follows:
                 return "out_of_order", False
             self._input_epoch[index] += 1
             if self._input_epoch[index] > self.epoch:
