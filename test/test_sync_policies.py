@@ -247,3 +247,15 @@ def test_bad_slop_refused(bad):
         mf.ApproximateTimeSynchronizer([Source(), Source()], 5, bad)
     with pytest.raises(ValueError):
         mf.TimeSynchronizer([Source(), Source()], 0)
+
+
+def test_refused_messages_are_reported():
+    sources = [Source(), Source()]
+    sync = mf.TimeSynchronizer(sources, 5)
+    refused = []
+    sync.registerRefusalCallback(lambda cause, index, stamp, msg: refused.append((cause, index, stamp)))
+    for t in (2 * SEC, 2 * SEC, SEC + 999 * MS):  # a repeat, then a stamp older than the set
+        sources[0].push(_msg(t))
+        sources[1].push(_msg(t, 1))
+    assert refused == [("duplicate", 0, 2 * SEC), ("duplicate", 1, 2 * SEC),
+                       ("late", 0, SEC + 999 * MS), ("late", 1, SEC + 999 * MS)]

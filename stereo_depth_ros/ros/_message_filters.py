@@ -14,7 +14,8 @@ out-of-order stamps are dropped, and time going back (a bag loop, a /clock reset
 synchronizer afresh on the new time line instead of waiting for stamps that never come.
 
 A synchronizer never raises into the executor: an exception in a downstream callback is
-logged (once per 2 s) and counted in ``errors``; drops are counted by cause in ``drops``.
+logged (once per 2 s) and counted in ``errors``; drops are counted by cause in ``drops``, and
+``registerRefusalCallback`` (the package's own) reports each message the input rule refuses.
 """
 
 from __future__ import annotations
@@ -122,7 +123,23 @@ class TimeSynchronizer(SimpleFilter):
         self.drops: dict[str, int] = {"duplicate": 0, "out_of_order": 0, "previous_epoch": 0,
                                       "late": 0, "no_stamp": 0, "policy": 0}
         self.epochs = 0  # times the inputs' time went back and sync started afresh
+        self._refusal_callbacks: list[Callable[[str, int, int, Any], None]] = []
         self.connectInput(fs)
+
+    def registerRefusalCallback(self, cb: Callable[[str, int, int, Any], None]) -> None:  # noqa: N802
+        """The package's own addition: ``cb(cause, input_index, stamp_ns, msg)`` for each message
+        the input rule refuses: "duplicate", "out_of_order", "late" (exact: behind the last set)
+        or "previous_epoch" (a straggler of a time line that has ended)."""
+        self._refusal_callbacks.append(cb)
+
+    def _refused(self, cause: str, index: int, stamp: int, msg: Any) -> None:
+        self.drops[cause] += 1
+        for cb in list(self._refusal_callbacks):
+            try:
+                cb(cause, index, stamp, msg)
+            except Exception as exc:
+                self.errors += 1
+                self._log(f"refusal callback raised {exc!r} [{self.errors} errors so far]")
 
     def _make_policy(self, n: int) -> ExactPolicy | ApproximatePolicy:
         return ExactPolicy(n, self.queue_size)
@@ -155,7 +172,7 @@ class TimeSynchronizer(SimpleFilter):
                 if verdict == "out_of_order" and self._policy.accepts_reordered:
                     verdict = "ok"
                 if verdict != "ok":
-                    self.drops[verdict] += 1
+                    self._refused(verdict, index, stamp, msg)
                     return
                 sets = []
                 if new_epoch:  # the old time line is over: what waited for proof is final
@@ -165,7 +182,8 @@ class TimeSynchronizer(SimpleFilter):
                 before = self._policy.dropped, self._policy.late
                 sets += self._policy.add(index, stamp, msg)
                 self.drops["policy"] += self._policy.dropped - before[0]
-                self.drops["late"] += self._policy.late - before[1]
+                if self._policy.late > before[1]:
+                    self._refused("late", index, stamp, msg)
             except Exception as exc:  # never into the executor: start afresh instead
                 self.errors += 1
                 self._log(f"synchronizer error, its queues are cleared: {exc!r} "
