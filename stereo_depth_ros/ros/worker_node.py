@@ -123,10 +123,16 @@ class WorkerNode(Node):
         messages show as unsynchronized)."""
         if index != 0 or cause not in ("duplicate", "out_of_order", "late"):
             return
-        what = "repeats" if cause == "duplicate" else "is older than"
-        self._count("duplicate_stamp" if cause == "duplicate" else "out_of_order",
-                    f"{self.set_name} stamped {stamp / 1e9:.9f} s {what} the last one on "
-                    f"{self.monitor.names[0]}: its outputs would be stale")
+        last = self._stamps.last_ns
+        if last is not None and stamp <= last:  # worded as _on_set words a stale set
+            repeat = stamp == last
+            what = "repeats" if repeat else f"is {(last - stamp) / 1e6:.1f} ms older than"
+            than = "the last accepted one"
+        else:
+            repeat = cause == "duplicate"
+            what, than = "repeats" if repeat else "is older than", f"the last {self.monitor.names[0]}"
+        self._count("duplicate_stamp" if repeat else "out_of_order",
+                    f"{self.set_name} stamped {stamp / 1e9:.9f} s {what} {than}: its outputs would be stale")
 
     def _on_set(self, *msgs: Any) -> None:
         """Refuse a set whose first message's stamp repeats or goes back; else it replaces the
