@@ -11,8 +11,10 @@ pip-only set-up users get, where ``compat`` falls back to the package's own equi
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -36,6 +38,7 @@ def _install() -> Path:
             pytest.skip(f"no reference wheels in {REFERENCE} (a developer/CI folder; a user's clone "
                         "has no ../shared): the comparison with the real ROS 2 Python packages is skipped")
         target = Path(tempfile.mkdtemp(prefix="ros_reference_"))
+        atexit.register(shutil.rmtree, target, ignore_errors=True)
         done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
                                "--disable-pip-version-check", "--target", str(target), *map(str, wheels)],
                               capture_output=True, text=True, timeout=300)
