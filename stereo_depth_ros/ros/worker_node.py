@@ -159,12 +159,31 @@ class WorkerNode(Node):
         else:
             self._sync = message_filters.TimeSynchronizer(self._subs, queue_size)
         self._sync.registerCallback(self._on_set)
+        if hasattr(self._sync, "registerRefusalCallback"):  # the package's: stale stamps never pair
+            self._sync.registerRefusalCallback(self._on_refused)
         return queue_size
 
     def _make_seen(self, index: int) -> Callable[[Any], None]:
         def seen(msg: Any) -> None:
             self.monitor.seen(index, stamp_ns(msg))
         return seen
+
+    def _on_refused(self, cause: str, index: int, stamp: int, msg: Any) -> None:
+        """The package's synchronizer refused a repeated or older stamp before any set formed:
+        counted as _on_set counts such sets, by the set's first input (the others' refused
+        messages show as unsynchronized)."""
+        if index != 0 or cause not in ("duplicate", "out_of_order", "late"):
+            return
+        last = self._stamps.last_ns
+        if last is not None and stamp <= last:  # worded as _on_set words a stale set
+            repeat = stamp == last
+            what = "repeats" if repeat else f"is {(last - stamp) / 1e6:.1f} ms older than"
+            than = "the last accepted one"
+        else:
+            repeat = cause == "duplicate"
+            what, than = "repeats" if repeat else "is older than", f"the last {self.monitor.names[0]}"
+        self._count("duplicate_stamp" if repeat else "out_of_order",
+                    f"{self.set_name} stamped {stamp / 1e9:.9f} s {what} {than}: its outputs would be stale")
 
     def _on_set(self, *msgs: Any) -> None:
         """Refuse a set whose first message's stamp repeats or goes back; else it replaces the
