@@ -1,5 +1,12 @@
-"""The import seam: ROS's own message_filters, cv_bridge and sensor_msgs_py when importable,
-the package's tested equivalents (same call shapes) otherwise.
+"""The import seam: ROS's own cv_bridge and sensor_msgs_py when importable, the package's tested
+equivalents (same call shapes) otherwise; and the package's own synchronizers always.
+
+message_filters is the exception on purpose: ROS's Python ApproximateTimeSynchronizer is a
+greedy matcher, not the documented ApproximateTime policy, and both of its synchronizers stall
+for good once a bag loop leaves unpaired messages in a full queue (docs/sync.md measures it).
+A looping bag is how people test, so the package's implementation (the C++ policy, with an
+input rule for loops and /clock resets) serves a ROS install as well. STEREO_DEPTH_ROS_SYNC=1
+takes ROS's instead.
 
 Node code imports from here only::
 
@@ -15,10 +22,11 @@ import os
 from types import ModuleType
 
 _FORCE_BUILTIN = os.environ.get("STEREO_DEPTH_BUILTIN_COMPAT", "") not in ("", "0")
+_ROS_SYNC = os.environ.get("STEREO_DEPTH_ROS_SYNC", "") not in ("", "0")
 
 
 def _load_message_filters() -> tuple[ModuleType, str]:
-    if not _FORCE_BUILTIN:
+    if _ROS_SYNC and not _FORCE_BUILTIN:
         try:
             import message_filters as mf
 
