@@ -7,16 +7,20 @@ textures look like, and where it answers it is usually right; where it fails (ho
 occlusions, textureless areas, the left border; and its speckles) the answer follows from the
 image and the surrounding disparities. This network takes SGBM's disparity (with the left
 border matched too, see :mod:`stereo_depth_ros.guidance`), its holes filled by background
-interpolation (the devkits' rule, :mod:`stereo_depth_ros.disparity_fill`), and predicts a
-correction from the left image, the hint, where the hint exists, and how well the right
-image warped by it matches the left one ("Guided Stereo Matching", Poggi et al. 2019, uses
-sparse hints inside a cost volume; here they are the starting point of a 2D refinement).
+interpolation (the devkits' rule, :mod:`stereo_depth_ros.disparity_fill`), and from the left
+image, the hint, where the hint exists, and how well the right image warped by it matches the
+left one ("Guided Stereo Matching", Poggi et al. 2019, uses sparse hints inside a cost volume;
+here they are the starting point of a 2D refinement) it predicts two things: for every SGBM
+value, whether to keep it (exactly: a first version that corrected every pixel smeared the
+1/4-resolution corrections over right values and lost more pixels than it fixed, on real and
+synthetic validation alike), and a correction of the filled value for the pixels not kept.
 
 Pipeline: full-resolution inputs (left image, filled disparity, hint mask, photometric error)
 -> space-to-depth to 1/4 (no full-resolution detail is lost, and no convolution runs at full
 resolution: CPU time) -> U-Net down to 1/16 (dilated blocks for a large receptive field)
--> at 1/4: a disparity correction, a confidence logit and convex-upsampling weights -> the
-correction upsampled edge-aware and added to the filled hint at full resolution.
+-> at 1/4: a keep logit, a disparity correction, a confidence logit and convex-upsampling
+weights -> SGBM's value where kept, else the filled hint plus the correction upsampled
+edge-aware, at full resolution. (Training blends the two with the keep probability.)
 The network is fully convolutional and its input is the disparity in pixels, so one set of
 weights serves any search range; ``max_disparity`` is the largest range it was trained for
 (beyond it, the backend runs at a reduced scale).
@@ -119,9 +123,11 @@ class GuidedStereo(nn.Module):
         self.up4 = _Up(c8, c4, c4)
         self.residual = nn.Conv2d(c4, 1, 3, 1, 1)
         self.confidence = nn.Conv2d(c4, 1, 3, 1, 1)
+        self.keep = nn.Conv2d(c4, 1, 3, 1, 1)
         self.mask = nn.Conv2d(c4, 9 * FACTOR * FACTOR, 1)
         nn.init.zeros_(self.residual.weight)
         nn.init.zeros_(self.residual.bias)
+        nn.init.constant_(self.keep.bias, 3.0)  # starts by keeping SGBM's values
 
     def forward(
         self,
@@ -147,12 +153,22 @@ class GuidedStereo(nn.Module):
         h = self.up4(self.up8(e16, e8), e4)
 
         correction = convex_upsample(self.residual(h).float() * RESIDUAL_SCALE, self.mask(h), FACTOR)
-        conf_logit = F.interpolate(self.confidence(h).float(), scale_factor=FACTOR, mode="bilinear",
-                                   align_corners=False)
-        disparity = F.relu(crop_to(correction, size)[:, 0] + base[:, 0])
-        conf_logit = crop_to(conf_logit, size)[:, 0]
+        filled = F.relu(crop_to(correction, size)[:, 0] + base[:, 0])
+        conf_logit = crop_to(_upsample(self.confidence(h)), size)[:, 0]
+        keep_logit = crop_to(_upsample(self.keep(h)), size)[:, 0]
+        known = known[:, 0]
+        if self.training:  # differentiable: blend with the probability of keeping
+            keep = torch.sigmoid(keep_logit) * known
+            disparity = keep * base[:, 0] + (1 - keep) * filled
+        else:
+            disparity = torch.where((keep_logit > 0) & (known > 0), base[:, 0], filled)
         out = {"disparity": disparity, "confidence": torch.sigmoid(conf_logit)}
         if self.training:
             out["predictions"] = [disparity]
             out["confidence_logit"] = conf_logit
+            out["keep_logit"], out["hint"] = keep_logit, hint
         return out
+
+
+def _upsample(logit: torch.Tensor) -> torch.Tensor:
+    return F.interpolate(logit.float(), scale_factor=FACTOR, mode="bilinear", align_corners=False)

@@ -161,10 +161,12 @@ def compute_loss(
 ) -> tuple[torch.Tensor, dict[str, float]]:
     kind = tc["loss"]
     if kind == "auto":
-        kind = {"fast": "fast", "guided": "fast", "dispnet": "dispnet", "dispnetc": "dispnet"}
+        kind = {"fast": "fast", "guided": "guided", "dispnet": "dispnet", "dispnetc": "dispnet"}
         kind = kind.get(arch, "epe")
     if kind == "fast":
         return losses.fast_loss(out, gt, max_disp, tc["conf_weight"])
+    if kind == "guided":
+        return losses.guided_loss(out, gt, max_disp, tc["conf_weight"])
     if kind == "dispnet":
         w = losses.dispnet_weights(step, total, len(out["predictions"]))
         loss = losses.multiscale_epe(out["predictions"], gt, w, max_disp)
@@ -172,7 +174,7 @@ def compute_loss(
     if kind == "epe":
         loss = losses.multiscale_epe(out["predictions"], gt, [1.0] * len(out["predictions"]), max_disp)
         return loss, {"epe": float(loss.detach())}
-    raise TrainingError(f"unknown loss {kind!r}: use auto, fast, dispnet or epe")
+    raise TrainingError(f"unknown loss {kind!r}: use auto, fast, guided, dispnet or epe")
 
 
 @torch.no_grad()

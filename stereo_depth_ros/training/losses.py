@@ -100,6 +100,23 @@ def fast_loss(
     return total, parts
 
 
+def guided_loss(
+    out: dict, gt: torch.Tensor, max_disparity: float | None = None, conf_weight: float = 0.1,
+    keep_weight: float = 0.5, keep_within: float = 2.0,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """:func:`fast_loss` + BCE teaching the keep head which SGBM values are within
+    ``keep_within`` px of the ground truth (over pixels that have both)."""
+    total, parts = fast_loss(out, gt, max_disparity, conf_weight)
+    hint = out["hint"]
+    mask = valid_mask(gt, max_disparity) & torch.isfinite(hint)
+    if keep_weight > 0 and mask.any():
+        target = ((hint - gt).abs() <= keep_within).float()
+        k = F.binary_cross_entropy_with_logits(out["keep_logit"].float()[mask], target[mask])
+        total = total + keep_weight * k
+        parts["keep"] = float(k.detach())
+    return total, parts
+
+
 # --------------------------------------------------------------------------- self-supervised
 
 
