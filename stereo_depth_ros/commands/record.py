@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from stereo_depth_ros import stopping
 from stereo_depth_ros.evaluation import bag_io
 
 # the live synthetic camera's default frame ids (ros/synthetic_camera.py)
@@ -72,6 +73,8 @@ def record_bag(out: str | Path, frames: int, width: int = 640, height: int = 480
         indices = tqdm(indices, desc="record", unit="frame")
     with bag_io.BagWriter(out, storage) as bag:
         for i in indices:
+            if stopping.requested():  # SIGINT/SIGTERM: the frames so far make a complete bag
+                break
             stamp = start + int(round(i * 1e9 / rate))
             for topic, msg in frame_messages(seq.frame(i), stamp):
                 bag.write(topic, msg, stamp)
@@ -100,6 +103,10 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, bag_io.BagError) as exc:
         print(f"stereo-depth record: {exc}", file=sys.stderr)
         return 2
+    if stopping.requested():
+        written = counts.get(RecordTopics.left, 0)
+        print(f"stereo-depth record: {stopping.reason()} received: stopped after {written} of "
+              f"{args.frames} frames", file=sys.stderr)
     print(f"wrote {args.out} ({args.storage}):")
     for topic, n in counts.items():
         print(f"  {topic}: {n} messages")

@@ -147,5 +147,10 @@ def format_report(report: dict[str, Any]) -> str:
         f"{mem['growth_after_warmup_mib']:+.1f} MiB ({mem['slope_after_warmup_mib_per_min']:+.2f} MiB/min)")
     lines.append(f"  exceptions: {len(report['exceptions'])}"
                  + (f" (first: {report['exceptions'][0]})" if report["exceptions"] else ""))
-    lines.append("  result: " + ("PASS" if report["ok"] else "FAIL: " + "; ".join(report["failures"])))
+    verdict = "PASS" if report["ok"] else "FAIL: " + "; ".join(report["failures"])
+    if report.get("stopped_by"):  # a stop request (SIGINT/SIGTERM) cut the run short
+        verdict = (f"stopped by {report['stopped_by']} after {a['published']} of "
+                   f"{report['frames_requested']} frames; "
+                   + ("no failure in those" if report["ok"] else verdict))
+    lines.append("  result: " + verdict)
     return "\n".join(lines)
