@@ -27,12 +27,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "replay": ("replay", "publish a rosbag2 with its timing and /clock"),
     "bench": ("bench", "latency, throughput and memory benchmarks"),
     "soak": ("soak", "drive the node graph for N frames and report drops, latency, memory"),
+    "chaos": ("chaos", "a bag looped at several rates into `run`: keeps processing, every frame counted, "
+                       "memory flat"),
     "capture-airsim": ("capture_airsim", "record stereo pairs + DepthPlanar GT from a running AirSim"),
 }
 
 # Long-running commands that stop in order on SIGINT/SIGTERM (stereo_depth_ros.stopping): one
 # line, exit 0. The others end on the first Ctrl-C with exit 130 (SIGTERM: the default death).
-STOPPABLE = frozenset({"demo", "run", "replay", "record", "soak"})
+STOPPABLE = frozenset({"demo", "run", "replay", "record", "soak", "chaos"})
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -92,8 +92,10 @@ LAYOUTS = ("synthetic", "airsim")
 def record_bag(out: str | Path, frames: int, width: int = 640, height: int = 480, rate: float = 10.0,
                seed: int = 0, storage: str = "sqlite3", max_disparity: float = 128.0,
                start_ns: int | None = None, progress: bool = False, baseline: float = 0.12,
-               photometric: bool = True, layout: str = "synthetic") -> dict[str, int]:
-    """Write ``frames`` synthetic frames to a new bag at ``out``; returns message counts per topic."""
+               photometric: bool = True, layout: str = "synthetic", vehicle: str = "drone_1"
+               ) -> dict[str, int]:
+    """Write ``frames`` synthetic frames to a new bag at ``out``; returns message counts per topic.
+    ``layout`` airsim names the topics after ``vehicle`` as AirSim does."""
     from stereo_depth_ros.data.synthetic import SceneSequence
 
     if frames < 1:
@@ -116,7 +118,7 @@ def record_bag(out: str | Path, frames: int, width: int = 640, height: int = 480
                 break
             stamp = start + int(round(i * 1e9 / rate))
             if layout == "airsim":
-                for topic, msg, t in airsim_frame_messages(seq.frame(i), stamp):
+                for topic, msg, t in airsim_frame_messages(seq.frame(i), stamp, vehicle):
                     bag.write(topic, msg, t)
                 continue
             for topic, msg in frame_messages(seq.frame(i), stamp):

@@ -24,10 +24,10 @@ import numpy as np
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
-def rss_bytes() -> int:
-    """Resident set size of this process now (Linux /proc; 0 where unavailable)."""
+def rss_bytes(pid: int | None = None) -> int:
+    """Resident set size of this process (or ``pid``) now (Linux /proc; 0 where unavailable)."""
     try:
-        with open("/proc/self/statm") as f:
+        with open(f"/proc/{pid or 'self'}/statm") as f:
             return int(f.read().split()[1]) * _PAGE
     except (OSError, ValueError, IndexError):
         return 0
@@ -44,14 +44,16 @@ def percentiles(values: list[float], qs: tuple[float, ...] = (50, 90, 99)) -> di
 
 @dataclass
 class MemoryTrace:
-    """RSS samples (seconds since start, bytes) with a start mark and a post-warm-up mark."""
+    """RSS samples (seconds since start, bytes) of this process (or ``pid``) with a start mark
+    and a post-warm-up mark."""
 
     samples: list[tuple[float, int]] = field(default_factory=list)
     warm_index: int | None = None
+    pid: int | None = None
     _t0: float = field(default_factory=time.monotonic)
 
     def sample(self) -> int:
-        rss = rss_bytes()
+        rss = rss_bytes(self.pid)
         self.samples.append((time.monotonic() - self._t0, rss))
         return rss
 

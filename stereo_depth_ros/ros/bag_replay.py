@@ -76,6 +76,8 @@ class BagReplayer(Node):
         self.wait_timeout = wait_timeout
         self.start_delay = start_delay
         self.published = 0
+        self.published_by_topic: dict[str, int] = dict.fromkeys(self.publishers_by_topic, 0)
+        self.loop_starts: list[float] = []  # time.monotonic() at the start of each pass over the bag
         self.error: str | None = None
         self.done = threading.Event()
         self._stop = threading.Event()
@@ -125,20 +127,23 @@ class BagReplayer(Node):
     def _play_once(self) -> None:
         start_bag = self.bag.start_ns
         start_wall = time.monotonic()
+        self.loop_starts.append(start_wall)
+        rate = self.rate  # a change of ``rate`` takes effect at the next pass
 
         def bag_ns_at(wall: float) -> int:
-            return start_bag + int((wall - start_wall) * self.rate * 1e9)
+            return start_bag + int((wall - start_wall) * rate * 1e9)
 
         self._publish_clock(start_bag)
         for topic, t, raw in self.bag.raw_messages(list(self.publishers_by_topic)):
             if self._stop.is_set():
                 return
-            self._wait_until(start_wall + (t - start_bag) / 1e9 / self.rate, bag_ns_at)
+            self._wait_until(start_wall + (t - start_bag) / 1e9 / rate, bag_ns_at)
             if self._stop.is_set():
                 return
             self._publish_clock(t)
             self.publishers_by_topic[topic].publish(raw)
             self.published += 1
+            self.published_by_topic[topic] += 1
 
     def stop(self) -> None:
         """End the playback and wait for the player thread (it may be inside a publish)."""
