@@ -81,34 +81,52 @@ def test_exact_queue_limit_drops_oldest():
 
 
 def test_approximate_pairs_within_slop_choosing_closest():
+    """ApproximateTime (message_filters' C++ policy): a skewed set leaves once the next message
+    of its earliest input proves that no closer set can come; a set wider than slop is never
+    formed."""
     (a, b), out = make(_message_filters.ApproximateTimeSynchronizer, queue_size=10, slop=0.01)
     a.push(msg_at(1_000_000_000))
-    b.push(msg_at(1_020_000_000))               # 20 ms > slop: not paired
-    assert out == []
-    b.push(msg_at(1_004_000_000))               # 4 ms: paired with a@1.000
+    b.push(msg_at(1_004_000_000))               # 4 ms: the best set so far, b is the pivot
+    assert out == []                            # an a at 1.003 would still make a closer one
+    a.push(msg_at(1_026_000_000))               # a's next is later than b: (1.000, 1.004) is best
     assert stamps(out) == [(1_000_000_000, 1_004_000_000)]
-    a.push(msg_at(1_026_000_000))               # b@1.020 is 6 ms away: paired
-    a.push(msg_at(1_021_000_000))               # b@1.020 was consumed: nothing left to pair
+    b.push(msg_at(1_020_000_000))               # 6 ms from a@1.026
+    b.push(msg_at(1_040_000_000))
     assert stamps(out)[1:] == [(1_026_000_000, 1_020_000_000)]
+    a.push(msg_at(2_000_000_000))
+    b.push(msg_at(2_020_000_000))               # 20 ms > slop: a@2.000 is never used
+    a.push(msg_at(2_030_000_000))
+    b.push(msg_at(2_040_000_000))
+    assert stamps(out)[2:] == [(2_030_000_000, 2_020_000_000)]
 
 
 def test_approximate_picks_the_tightest_set():
     (a, b, c), out = make(_message_filters.ApproximateTimeSynchronizer, n=3, queue_size=10, slop=0.05)
     a.push(msg_at(1_000))
     a.push(msg_at(40_000_000))
-    b.push(msg_at(38_000_000))
     b.push(msg_at(2_000_000))
-    c.push(msg_at(39_000_000))   # closest partners of c@39ms are a@40ms and b@38ms
+    b.push(msg_at(38_000_000))
+    c.push(msg_at(39_000_000))   # pivot c@39 ms: (0, 2, 39) spans 39 ms, (40, 38, 39) 2 ms
+    assert out == []             # a b@39.5 ms could still make a tighter one
+    b.push(msg_at(100_000_000))
     assert stamps(out) == [(40_000_000, 38_000_000, 39_000_000)]
 
 
 def test_approximate_skew_stream():
-    """A constant left/right skew inside slop pairs every frame with its own partner."""
+    """A constant left/right skew inside slop pairs every frame with its own partner, each pair
+    leaving when the next left frame arrives (one frame period, as in stereo_image_proc)."""
     (a, b), out = make(_message_filters.ApproximateTimeSynchronizer, queue_size=5, slop=0.02)
     for k in range(10):
         a.push(msg_at(k * 100_000_000))
         b.push(msg_at(k * 100_000_000 + 7_000_000))
+        assert len(out) == k
+    a.push(msg_at(10 * 100_000_000))
     assert stamps(out) == [(k * 100_000_000, k * 100_000_000 + 7_000_000) for k in range(10)]
+    (a, b), out = make(_message_filters.ApproximateTimeSynchronizer, queue_size=5, slop=0.02)
+    for k in range(3):       # equal stamps (one driver stamps both cameras): no wait at all
+        a.push(msg_at(k * 100_000_000))
+        b.push(msg_at(k * 100_000_000))
+        assert len(out) == k + 1
 
 
 def test_approximate_queue_limit():

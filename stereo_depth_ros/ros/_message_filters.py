@@ -5,24 +5,30 @@ Same call shapes as ROS 2 ``message_filters`` (Python):
 ``ApproximateTimeSynchronizer(fs, queue_size, slop, allow_headerless=False)`` and
 ``registerCallback(cb, *args)`` on every filter.
 
-Approximate policy, as message_filters defines it: each input keeps at most ``queue_size``
-messages keyed by stamp (the oldest is dropped first); when a message arrives, the other
-inputs' queues are searched for stamps within ``slop`` seconds of it, the combination whose
-stamps span the least time (and less than ``slop``) is emitted, and its messages leave the
-queues. Exact policy: a set is emitted when every input holds a message with the same stamp;
-older incomplete stamps are discarded at that moment, and at most ``queue_size`` incomplete
-stamps are kept.
+The policies are those of message_filters' C++ synchronizers, which stereo_image_proc uses
+(``_sync_policy``): exact time, and ApproximateTime as the ROS wiki defines it (smallest
+spread around a pivot, each message used once, sets never cross) with ``slop`` as its largest
+spread. ROS's own *Python* ApproximateTimeSynchronizer is a different, greedy algorithm; see
+docs/sync.md for where the two differ. Each input must advance in time: repeated and
+out-of-order stamps are dropped, and time going back (a bag loop, a /clock reset) starts the
+synchronizer afresh on the new time line instead of waiting for stamps that never come.
+
+A synchronizer never raises into the executor: an exception in a downstream callback is
+logged (once per 2 s) and counted in ``errors``; drops are counted by cause in ``drops``.
 """
 
 from __future__ import annotations
 
-import itertools
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import rclpy.logging
 import rclpy.qos
 from rclpy.clock import ROSClock
+
+from stereo_depth_ros.ros._sync_policy import ApproximatePolicy, ExactPolicy, InputGuard
 
 
 def _stamp_ns(msg: Any) -> int:
@@ -35,8 +41,12 @@ def _stamp_ns(msg: Any) -> int:
 class SimpleFilter:
     """A source of messages: callbacks registered here get every message it signals."""
 
+    logger_name = "message_filters"
+
     def __init__(self) -> None:
         self.callbacks: dict[int, tuple[Callable[..., Any], tuple[Any, ...]]] = {}
+        self.errors = 0  # exceptions caught from callbacks (and, in synchronizers, from itself)
+        self._last_log = -1e9
 
     def registerCallback(self, cb: Callable[..., Any], *args: Any) -> int:  # noqa: N802 (ROS API)
         conn = len(self.callbacks)
@@ -44,8 +54,20 @@ class SimpleFilter:
         return conn
 
     def signalMessage(self, *msg: Any) -> None:  # noqa: N802 (ROS API)
+        """Calls every callback; one that raises is logged and counted, the others still run."""
         for cb, args in list(self.callbacks.values()):
-            cb(*(msg + args))
+            try:
+                cb(*(msg + args))
+            except Exception as exc:
+                self.errors += 1
+                self._log(f"callback {getattr(cb, '__qualname__', cb)!s} raised {exc!r} "
+                          f"[{self.errors} errors so far]")
+
+    def _log(self, text: str) -> None:
+        now = time.monotonic()
+        if now - self._last_log >= 2.0:
+            self._last_log = now
+            rclpy.logging.get_logger(self.logger_name).error(text)
 
 
 class Subscriber(SimpleFilter):
@@ -65,7 +87,10 @@ class Subscriber(SimpleFilter):
         return self.sub.topic_name
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self.__dict__["sub"], name)
+        sub = self.__dict__.get("sub")
+        if sub is None:
+            raise AttributeError(name)
+        return getattr(sub, name)
 
 
 class Cache(SimpleFilter):
@@ -86,72 +111,94 @@ class Cache(SimpleFilter):
 class TimeSynchronizer(SimpleFilter):
     """Emits one tuple per stamp that every input has delivered (exact time)."""
 
+    logger_name = "message_filters.exact"
+
     def __init__(self, fs: Sequence[SimpleFilter], queue_size: int) -> None:
         super().__init__()
-        if queue_size < 1:
+        if int(queue_size) < 1:
             raise ValueError(f"queue_size must be >= 1, got {queue_size}")
         self.queue_size = int(queue_size)
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
+        self.drops: dict[str, int] = {"duplicate": 0, "out_of_order": 0, "previous_epoch": 0,
+                                      "late": 0, "no_stamp": 0, "policy": 0}
+        self.epochs = 0  # times the inputs' time went back and sync started afresh
         self.connectInput(fs)
 
-    def connectInput(self, fs: Sequence[SimpleFilter]) -> None:  # noqa: N802 (ROS API)
-        self.queues: list[dict[int, Any]] = [{} for _ in fs]
-        self.input_connections = [f.registerCallback(self.add, q)
-                                  for f, q in zip(fs, self.queues, strict=True)]
+    def _make_policy(self, n: int) -> ExactPolicy | ApproximatePolicy:
+        return ExactPolicy(n, self.queue_size)
 
-    def add(self, msg: Any, my_queue: dict[int, Any], my_queue_index: int | None = None) -> None:
-        ns = _stamp_ns(msg)
+    def connectInput(self, fs: Sequence[SimpleFilter]) -> None:  # noqa: N802 (ROS API)
+        self.queues = [{} for _ in fs]  # kept for the ROS call shape; the policy holds the messages
+        self._guard = InputGuard(len(fs))
+        self._policy = self._make_policy(len(fs))
+        self.input_connections = [f.registerCallback(self.add, q, i)
+                                  for i, (f, q) in enumerate(zip(fs, self.queues, strict=True))]
+
+    def _stamp(self, msg: Any) -> int | None:
+        header = getattr(msg, "header", None)
+        if header is None or not hasattr(header, "stamp"):
+            return None
+        return _stamp_ns(msg)
+
+    def add(self, msg: Any, my_queue: Any = None, my_queue_index: int | None = None) -> None:
+        """One message of input ``my_queue_index``: admitted, matched and any set emitted."""
         with self.lock:
-            my_queue[ns] = msg
-            while len(my_queue) > self.queue_size:
-                del my_queue[min(my_queue)]
-            if not all(ns in q for q in self.queues):
+            try:
+                index = my_queue_index if my_queue_index is not None else self._index_of(my_queue)
+                stamp = self._stamp(msg)
+                if stamp is None:
+                    self.drops["no_stamp"] += 1
+                    self._log(f"dropped a {type(msg).__name__} message without header.stamp "
+                              f"[no_stamp: {self.drops['no_stamp']} so far]")
+                    return
+                verdict, new_epoch = self._guard.check(index, stamp)
+                if verdict == "out_of_order" and self._policy.accepts_reordered:
+                    verdict = "ok"
+                if verdict != "ok":
+                    self.drops[verdict] += 1
+                    return
+                sets = []
+                if new_epoch:  # the old time line is over: what waited for proof is final
+                    self.epochs += 1
+                    sets = self._policy.flush()
+                    self._policy.reset()
+                before = self._policy.dropped, self._policy.late
+                sets += self._policy.add(index, stamp, msg)
+                self.drops["policy"] += self._policy.dropped - before[0]
+                self.drops["late"] += self._policy.late - before[1]
+            except Exception as exc:  # never into the executor: start afresh instead
+                self.errors += 1
+                self._log(f"synchronizer error, its queues are cleared: {exc!r} "
+                          f"[{self.errors} errors so far]")
+                self._guard = InputGuard(len(self.queues))
+                self._policy = self._make_policy(len(self.queues))
                 return
-            msgs = [q.pop(ns) for q in self.queues]
-            for q in self.queues:  # a set at this stamp makes older incomplete ones hopeless
-                for old in [s for s in q if s < ns]:
-                    del q[old]
-        self.signalMessage(*msgs)
+            for group in sets:  # under the lock: sets leave in the order they were decided
+                self.signalMessage(*group)
+
+    def _index_of(self, my_queue: Any) -> int:
+        return next(i for i, q in enumerate(self.queues) if q is my_queue)
 
 
 class ApproximateTimeSynchronizer(TimeSynchronizer):
     """Emits tuples whose stamps lie within ``slop`` seconds of each other (approximate time)."""
 
+    logger_name = "message_filters.approximate"
+
     def __init__(self, fs: Sequence[SimpleFilter], queue_size: int, slop: float,
                  allow_headerless: bool = False) -> None:
-        super().__init__(fs, queue_size)
-        if slop < 0:
+        if not float(slop) >= 0:
             raise ValueError(f"slop must be >= 0 seconds, got {slop}")
-        self.slop_ns = int(round(float(slop) * 1e9))
+        self.slop = float(slop)
+        self.slop_ns = int(round(min(self.slop, 1e9) * 1e9))  # inf: any spread
         self.allow_headerless = allow_headerless
+        super().__init__(fs, queue_size)
 
-    def add(self, msg: Any, my_queue: dict[int, Any], my_queue_index: int | None = None) -> None:
-        if hasattr(msg, "header") and hasattr(msg.header, "stamp"):
-            ns = _stamp_ns(msg)
-        elif self.allow_headerless:
-            ns = ROSClock().now().nanoseconds
-        else:
-            return
-        with self.lock:
-            my_queue[ns] = msg
-            while len(my_queue) > self.queue_size:
-                del my_queue[min(my_queue)]
-            index = next(i for i, q in enumerate(self.queues) if q is my_queue)
-            candidates: list[list[int]] = []
-            for i, q in enumerate(self.queues):
-                if i == index:
-                    candidates.append([ns])
-                    continue
-                near = sorted((s for s in q if abs(s - ns) <= self.slop_ns), key=lambda s: abs(s - ns))
-                if not near:
-                    return
-                candidates.append(near)
-            best: tuple[int, ...] | None = None
-            for combo in itertools.product(*candidates):
-                span = max(combo) - min(combo)
-                if span <= self.slop_ns and (best is None or span < max(best) - min(best)):
-                    best = combo
-            if best is None:
-                return
-            msgs = [q.pop(s) for q, s in zip(self.queues, best, strict=True)]
-        self.signalMessage(*msgs)
+    def _make_policy(self, n: int) -> ExactPolicy | ApproximatePolicy:
+        return ApproximatePolicy(n, self.queue_size, self.slop_ns)
+
+    def _stamp(self, msg: Any) -> int | None:
+        stamp = super()._stamp(msg)
+        if stamp is None and self.allow_headerless:
+            return ROSClock().now().nanoseconds
+        return stamp
