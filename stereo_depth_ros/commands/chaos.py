@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     configure_dds(args.dds)  # before rclpy starts; the graph process inherits it
 
     from stereo_depth_ros import stopping
+    from stereo_depth_ros.evaluation.bag_io import BagError
     from stereo_depth_ros.evaluation.chaos import format_report
     from stereo_depth_ros.ros.chaos_graph import ChaosConfig, run_chaos
 
@@ -67,7 +68,11 @@ def run(args: argparse.Namespace) -> int:
             cfg = ChaosConfig(layout=layout, rates=rates, seconds_per_rate=60.0 * args.minutes / len(rates),
                               frames=args.frames, width=width, height=height, backend=args.backend,
                               nearest=args.nearest, max_growth_mib=args.max_growth)
-            report = run_chaos(cfg, work, progress=lambda line: print(line, flush=True))
+            try:
+                report = run_chaos(cfg, work, progress=lambda line: print(line, flush=True))
+            except (BagError, ValueError) as exc:
+                print(f"stereo-depth chaos: {exc}", file=sys.stderr)
+                return 2
             print(format_report(report), flush=True)
             reports.append(report)
     if args.json:

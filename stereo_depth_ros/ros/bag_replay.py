@@ -50,6 +50,10 @@ class BagReplayer(Node):
                  node_name: str = "bag_replay",
                  **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
+        # first: the context destroys a node whose construction failed half-way
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.bag: Any = None
         if rate <= 0:
             raise ValueError(f"rate must be > 0, got {rate}")
         self.bag = bag_io.open_bag(bag_path)  # BagError names the file
@@ -80,7 +84,6 @@ class BagReplayer(Node):
         self.loop_starts: list[float] = []  # time.monotonic() at the start of each pass over the bag
         self.error: str | None = None
         self.done = threading.Event()
-        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._play, name=f"{node_name}_player", daemon=True)
 
     def start(self) -> BagReplayer:
@@ -148,12 +151,14 @@ class BagReplayer(Node):
     def stop(self) -> None:
         """End the playback and wait for the player thread (it may be inside a publish)."""
         self._stop.set()
-        if self._thread.is_alive() and threading.current_thread() is not self._thread:
-            self._thread.join(timeout=5.0)
+        thread = self._thread
+        if thread is not None and thread.is_alive() and threading.current_thread() is not thread:
+            thread.join(timeout=5.0)
 
     def destroy_node(self) -> None:
         self.stop()
-        self.bag.close()
+        if self.bag is not None:
+            self.bag.close()
         super().destroy_node()
 
 

@@ -57,6 +57,7 @@ class ChaosConfig:
     warmup_fraction: float = 0.25  # memory growth is measured from here to the end
     max_growth_mib: float = 16.0
     drain_s: float = 4.0           # after the bag stops: frames in flight come out
+    grace_s: float = 10.0          # every node's output goes on within this after each pass starts
     startup_timeout_s: float = 180.0
     progress_s: float = 30.0
 
@@ -118,7 +119,7 @@ class ChaosProbe(Node):
 def _record(cfg: ChaosConfig, work_dir: Path, vehicle: str) -> Path:
     from stereo_depth_ros.commands.record import airsim_baseline, record_bag
 
-    path = work_dir / f"chaos_{cfg.layout}_bag"
+    path = work_dir / f"{vehicle}_bag"
     if not path.exists():
         record_bag(path, cfg.frames, cfg.width, cfg.height, cfg.record_rate, cfg.seed,
                    max_disparity=cfg.max_disparity, start_ns=1_600_000_000 * 10**9,
@@ -183,7 +184,7 @@ class _GraphProcess:
 
 
 def run_chaos(cfg: ChaosConfig, work_dir: Path, progress: Callable[[str], None] = print) -> dict[str, Any]:
-    """Record the bag (once per work_dir), start the graph, play the bag at each rate for
+    """Record the bag, start the graph, play the bag at each rate for
     ``seconds_per_rate`` seconds, drain, stop the graph with SIGINT; the report dict."""
     if cfg.layout not in LAYOUTS:
         raise ValueError(f"unknown layout {cfg.layout!r}: use {' or '.join(LAYOUTS)}")
@@ -261,9 +262,12 @@ def run_chaos(cfg: ChaosConfig, work_dir: Path, progress: Callable[[str], None] 
         "layout": cfg.layout, "frames_per_loop": cfg.frames, "size": f"{cfg.width}x{cfg.height}",
         "graph_args": args, "backend": cfg.backend, "duration_s": time.monotonic() - started,
         "loops": {"started": len(loop_starts), "completed": completed, "rates": rates_played,
+                  "grace_s": cfg.grace_s,
                   "disparity_per_loop": chaos.per_loop(loop_starts, outputs["disparity"][1], played_end)},
-        "outputs": {name: {"count": len(stamps), "epochs": chaos.epochs(stamps)}
-                    for name, (stamps, _) in outputs.items() if name == "disparity" or cfg.nearest},
+        "outputs": {name: {"count": len(stamps), "epochs": chaos.epochs(stamps),
+                           "silent_after_loops": chaos.silent_after(loop_starts, times, cfg.grace_s,
+                                                                    played_end)}
+                    for name, (stamps, times) in outputs.items() if name == "disparity" or cfg.nearest},
         "depth": None if account is None else account.as_dict(),
         "depth_counters": depth_status or {}, "nearest_counters": nearest_status or {},
         "memory": memory.summary(), "memory_samples": memory.samples,
