@@ -19,6 +19,8 @@ def test_epochs_loops_and_silences_are_counted_from_stamps_and_times():
     assert chaos.per_loop(starts, times, 30.0) == [2, 1, 1]
     assert chaos.silent_after(starts, times, 3.0, end=40.0) == [2]        # nothing within 3 s of 20.0
     assert chaos.silent_after(starts, times, 3.0, end=22.0) == []         # 20.0 too close to the end
+    assert chaos.silent_after(starts, times, 3.0, end=40.0, gaps=[(21.0, 22.0)]) == []  # silenced
+    assert chaos.clean_passes(starts, []) == 2 and chaos.clean_passes(starts, [(9.0, 10.5)]) == 0
 
 
 def test_the_account_from_diagnostics_names_every_frame():
@@ -35,10 +37,10 @@ def test_the_account_from_diagnostics_names_every_frame():
 
 def _report(**changes):
     report = {"graph_process": {"exit_status": 0, "tracebacks": [], "died_early": False},
-              "loops": {"completed": 5, "grace_s": 10.0},
+              "loops": {"completed": 5, "clean": 5, "grace_s": 10.0, "gaps": ["right camera"], "gap_s": 4.0},
               "outputs": {"disparity": {"epochs": 6, "silent_after_loops": []},
                           "distance": {"epochs": 2, "silent_after_loops": []}},
-              "depth": {"unaccounted": 0}, "depth_counters": {"backend_error": "0"},
+              "depth": {"unaccounted": 0}, "depth_counters": {"backend_error": "0", "input_stall": "1"},
               "nearest_counters": {"error": "0"}, "memory": {"growth_after_warmup_mib": 1.0}}
     for path, value in changes.items():
         *keys, last = path.split(".")
@@ -53,11 +55,12 @@ def _report(**changes):
     ("graph_process.exit_status", -2, "exit status -2"),
     ("graph_process.tracebacks", ["Traceback"], "printed Traceback"),
     ("graph_process.died_early", True, "died"),
-    ("outputs.disparity.epochs", 4, "output in 4 of 5 completed loops"),
+    ("outputs.disparity.epochs", 4, "output in 4 loops, fewer than the 5 completed"),
     ("outputs.distance.silent_after_loops", [3], "distance: no output within 10 s"),
     ("depth", None, "no /diagnostics"),
     ("depth.unaccounted", 2, "2 frame(s) unaccounted"),
     ("depth_counters.backend_error", "1", "depth node: 1 unexpected"),
+    ("depth_counters.input_stall", "0", "did not report a stall"),
     ("nearest_counters.error", "2", "nearest node: 2 unexpected"),
     ("memory.growth_after_warmup_mib", 40.0, "memory grew 40.0 MiB"),
 ])
@@ -76,7 +79,7 @@ def test_run_keeps_going_through_a_looped_bag(layout, tmp_path):
     # a 2 s bag (20 frames at 10 Hz): its loop is a jump back of more than a second, which the
     # synchronizer and the node take as a new time line at once (a shorter jump is reordering
     # until a few frames in a row confirm it, and those frames are refused, counted)
-    cfg = ChaosConfig(layout=layout, rates=(1.0, 4.0, 2.0, 0.5), seconds_per_rate=8.0, frames=20,
+    cfg = ChaosConfig(layout=layout, rates=(1.0, 4.0, 2.0, 0.5), seconds_per_rate=6.0, frames=20, gap_s=3.0,
                       width=128, height=96, max_disparity=16.0)
     report = run_chaos(cfg, tmp_path, progress=print)
     print(chaos.format_report(report))

@@ -11,6 +11,8 @@ several rates into a running ``stereo-depth run`` must show.
   received = processed + refused by cause + never paired + in flight. The ones published but
   never received are lost between the processes (DDS), the ones processed but never received by
   the probe were lost after the node; both are named.
+- A camera that stops and comes back: the node reports the stall of one camera (its
+  ``input_stall`` counter) and processes again when it is back (the checks above).
 - Memory stays flat: the graph process's RSS after warm-up.
 - The graph process stops cleanly on SIGINT at the end: exit 0, no traceback.
 """
@@ -76,12 +78,23 @@ def epochs(stamps: Sequence[int]) -> int:
     return 1 + sum(1 for a, b in zip(stamps, stamps[1:], strict=False) if b < a)
 
 
-def silent_after(loop_starts: Sequence[float], times: Sequence[float], grace_s: float,
-                 end: float) -> list[int]:
-    """Passes over the bag (after the first, started at least ``grace_s`` before the playing
-    ``end``ed) after whose start no output came within ``grace_s``."""
+def _overlaps(a: float, b: float, gaps: Sequence[tuple[float, float]]) -> bool:
+    return any(a < g1 and b > g0 for g0, g1 in gaps)
+
+
+def silent_after(loop_starts: Sequence[float], times: Sequence[float], grace_s: float, end: float,
+                 gaps: Sequence[tuple[float, float]] = ()) -> list[int]:
+    """Passes over the bag (after the first; with ``grace_s`` of playing, none of it silenced by
+    a ``gap``, after their start) after whose start no output came within ``grace_s``."""
     return [k for k, start in enumerate(loop_starts) if k and start + grace_s <= end
+            and not _overlaps(start, start + grace_s, gaps)
             and not any(start <= t <= start + grace_s for t in times)]
+
+
+def clean_passes(loop_starts: Sequence[float], gaps: Sequence[tuple[float, float]]) -> int:
+    """Completed passes (all but the last started) that no gap silenced, even in part."""
+    bounds = list(loop_starts)
+    return sum(1 for a, b in zip(bounds, bounds[1:], strict=False) if not _overlaps(a, b, gaps))
 
 
 def per_loop(loop_starts: Sequence[float], times: Sequence[float], end: float) -> list[int]:
@@ -107,14 +120,18 @@ def failures(report: Mapping[str, Any], max_growth_mib: float) -> list[str]:
             out.append(f"{name}: no output within {loops['grace_s']:g} s after the start of pass(es) "
                        f"{stream['silent_after_loops'][:10]} (processing stopped)")
     disparity = report["outputs"]["disparity"]
-    if disparity["epochs"] < loops["completed"]:
-        out.append(f"disparity: output in {disparity['epochs']} of {loops['completed']} completed loops "
-                   "(a loop came out empty)")
+    if disparity["epochs"] < loops["clean"]:
+        out.append(f"disparity: output in {disparity['epochs']} loops, fewer than the {loops['clean']} "
+                   "completed without a gap (a loop came out empty)")
     account = report["depth"]
     if account is None:
         out.append("no /diagnostics from the depth node: its frame account is unknown")
     elif account["unaccounted"]:
         out.append(f"{account['unaccounted']} frame(s) unaccounted for in the depth node")
+    if "right camera" in loops.get("gaps", ()) and report["depth_counters"] and not int(
+            report["depth_counters"].get("input_stall", "0") or 0):
+        out.append(f"the right camera stopped for {loops['gap_s']:g} s and the depth node did not report "
+                   "a stall")
     for node, counter in (("depth_counters", "backend_error"), ("nearest_counters", "error")):
         if int(report.get(node, {}).get(counter, "0") or 0):
             out.append(f"{node.split('_')[0]} node: {report[node][counter]} unexpected error(s)")
@@ -129,14 +146,16 @@ def format_report(report: Mapping[str, Any]) -> str:
     loops, mem, a = report["loops"], report["memory"], report["depth"]
     lines = [f"chaos: {report['layout']} bag ({report['frames_per_loop']} frames {report['size']}) into "
              f"`stereo-depth {' '.join(report['graph_args'])}`, {report['duration_s']:.0f} s",
-             f"  loops: {loops['completed']} completed at rates {loops['rates']} "
-             f"(outputs per loop: {loops['disparity_per_loop']})"]
+             f"  loops: {loops['completed']} completed at rates {loops['rates']}, silent "
+             f"{loops['gap_s']:g} s between them: {', '.join(loops['gaps']) or 'never'} (outputs per loop: "
+             f"{loops['disparity_per_loop']})"]
     for name, stream in report["outputs"].items():
         lines.append(f"  {name}: {stream['count']} outputs in {stream['epochs']} epochs")
     if a is not None:
         lines.append(f"  depth node: published {a['published']}, received {a['received_by_node']}, processed "
                      f"{a['processed']}, out {a['out']}; drops {a['drops'] or 'none'}; unaccounted "
-                     f"{a['unaccounted']}")
+                     f"{a['unaccounted']}; input stalls reported "
+                     f"{report['depth_counters'].get('input_stall', '?')}")
     if mem:
         lines.append(f"  memory (RSS of the graph process): after warm-up {mem['rss_after_warmup_mib']:.1f} "
                      f"MiB, end {mem['rss_end_mib']:.1f} MiB, growth after warm-up "

@@ -82,6 +82,7 @@ class BagReplayer(Node):
         self.published = 0
         self.published_by_topic: dict[str, int] = dict.fromkeys(self.publishers_by_topic, 0)
         self.loop_starts: list[float] = []  # time.monotonic() at the start of each pass over the bag
+        self.muted: frozenset[str] = frozenset()  # bag topics not published for now (a camera that stopped)
         self.error: str | None = None
         self.done = threading.Event()
         self._thread = threading.Thread(target=self._play, name=f"{node_name}_player", daemon=True)
@@ -144,6 +145,8 @@ class BagReplayer(Node):
             if self._stop.is_set():
                 return
             self._publish_clock(t)
+            if topic in self.muted:
+                continue
             self.publishers_by_topic[topic].publish(raw)
             self.published += 1
             self.published_by_topic[topic] += 1

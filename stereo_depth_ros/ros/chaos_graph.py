@@ -6,7 +6,9 @@ Layouts: ``airsim`` (AirSim's topic names, bgr8, P[3] = 0, the right camera 25 m
 runs ``--source airsim``, approximate sync and the source's baseline) and ``synthetic`` (the
 synthetic camera's topics with exact stamps and /clock; the graph runs ``--source bag`` with
 ``use_sim_time``, so the node's clock jumps back at every loop). The bag plays from this process;
-the graph is its own process, so the memory measured is the graph's alone.
+the graph is its own process, so the memory measured is the graph's alone. Between two rates the
+replay goes silent for ``gap_s`` seconds, in turn on the right camera only (one camera stopped:
+the node must say so) and on every topic (the source stopped), and then comes back.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ class ChaosConfig:
     max_growth_mib: float = 16.0
     drain_s: float = 4.0           # after the bag stops: frames in flight come out
     grace_s: float = 10.0          # every node's output goes on within this after each pass starts
+    gap_s: float = 4.0             # between rates: the right camera, then the whole source, stops this long
     startup_timeout_s: float = 180.0
     progress_s: float = 30.0
 
@@ -212,9 +215,19 @@ def run_chaos(cfg: ChaosConfig, work_dir: Path, progress: Callable[[str], None] 
             total = cfg.seconds_per_rate * len(cfg.rates)
             play_start = time.monotonic()
             next_progress = play_start + cfg.progress_s
-            for rate in cfg.rates:
+            gaps: list[str] = []
+            gap_times: list[tuple[float, float]] = []
+            for i, rate in enumerate(cfg.rates):
                 if stopping.requested() or graph_proc.proc.poll() is not None:
                     break
+                if i and cfg.gap_s > 0:  # a camera stops and comes back
+                    right = [t[len(prefix):] for t in inputs[2:]]
+                    gaps.append("right camera" if len(gaps) % 2 == 0 else "whole source")
+                    replayer.muted = frozenset(right if gaps[-1] == "right camera" else replayer.topics)
+                    gap_start = time.monotonic()
+                    stopping.sleep(cfg.gap_s)
+                    replayer.muted = frozenset()
+                    gap_times.append((gap_start, time.monotonic()))
                 replayer.rate = rate
                 rates_played.append(rate)
                 phase_end = time.monotonic() + cfg.seconds_per_rate
@@ -262,11 +275,12 @@ def run_chaos(cfg: ChaosConfig, work_dir: Path, progress: Callable[[str], None] 
         "layout": cfg.layout, "frames_per_loop": cfg.frames, "size": f"{cfg.width}x{cfg.height}",
         "graph_args": args, "backend": cfg.backend, "duration_s": time.monotonic() - started,
         "loops": {"started": len(loop_starts), "completed": completed, "rates": rates_played,
-                  "grace_s": cfg.grace_s,
+                  "grace_s": cfg.grace_s, "gaps": gaps, "gap_s": cfg.gap_s,
+                  "clean": chaos.clean_passes(loop_starts, gap_times),
                   "disparity_per_loop": chaos.per_loop(loop_starts, outputs["disparity"][1], played_end)},
         "outputs": {name: {"count": len(stamps), "epochs": chaos.epochs(stamps),
                            "silent_after_loops": chaos.silent_after(loop_starts, times, cfg.grace_s,
-                                                                    played_end)}
+                                                                    played_end, gap_times)}
                     for name, (stamps, times) in outputs.items() if name == "disparity" or cfg.nearest},
         "depth": None if account is None else account.as_dict(),
         "depth_counters": depth_status or {}, "nearest_counters": nearest_status or {},
