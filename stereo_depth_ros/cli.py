@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
                 return _run_command(name, module_name, help_text, rest, as_program)
             finally:
                 if as_program:
-                    stopping.ignore_further()
+                    stopping.finishing()
     return _run_command(name, module_name, help_text, rest, as_program)
 
 

@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(parser.parse_args(args))
     finally:
-        stopping.ignore_further()
+        stopping.finishing()
 
 
 if __name__ == "__main__":

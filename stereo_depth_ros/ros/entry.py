@@ -15,7 +15,7 @@ def _main(module: str) -> int:
     try:
         return int(importlib.import_module(f"stereo_depth_ros.ros.{module}").main() or 0)
     finally:
-        stopping.ignore_further()
+        stopping.finishing()
 
 
 def depth_node() -> int:

@@ -330,7 +330,7 @@ def main(args: list[str] | None = None) -> int:
             node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
-        stopping.ignore_further()
+        stopping.finishing()
     return 0
 
 

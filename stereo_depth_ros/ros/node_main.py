@@ -45,5 +45,5 @@ def spin_node(factory: Callable[[], Node], name: str, args: list[str] | None = N
             node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
-        stopping.ignore_further()
+        stopping.finishing()
     return 0
