@@ -59,7 +59,7 @@ class ChaosConfig:
     warmup_fraction: float = 0.25  # memory growth is measured from here to the end
     max_growth_mib: float = 16.0
     drain_s: float = 4.0           # after the bag stops: frames in flight come out
-    grace_s: float = 10.0          # every node's output goes on within this after each pass starts
+    grace_s: float = 15.0          # every node's output goes on within this after each pass starts
     gap_s: float = 4.0             # between rates: the right camera, then the whole source, stops this long
     startup_timeout_s: float = 180.0
     progress_s: float = 30.0
