@@ -96,8 +96,14 @@ class NodeGraph:
             self._thread.join(timeout=30.0)
             if self._thread.is_alive():
                 self._logger.warning("the executor thread did not stop within 30 s; closing anyway")
-        self.executor.shutdown(timeout_sec=10.0)  # the thread pool finishes the callbacks it took
-        for future in list(getattr(self.executor, "_futures", ())):  # their errors are said, once
+        # rclpy's MultiThreadedExecutor.shutdown() destroys its guard condition before its thread
+        # pool has run the callbacks already handed to it, and each then fails on that guard
+        # (InvalidHandle): they finish first
+        taken = list(getattr(self.executor, "_futures", ()))
+        NodeGraph.wait_until(lambda: all(f.done() for f in taken), timeout=10.0, period=0.01,
+                             stoppable=False)
+        self.executor.shutdown(timeout_sec=10.0)
+        for future in taken:  # their errors are said, once
             if future.done() and future.exception() is not None:
                 self._callback_error(future.exception())
         for node in reversed(self.nodes):
