@@ -79,7 +79,7 @@ def test_run_keeps_going_through_a_looped_bag(layout, tmp_path):
     # a 2 s bag (20 frames at 10 Hz): its loop is a jump back of more than a second, which the
     # synchronizer and the node take as a new time line at once (a shorter jump is reordering
     # until a few frames in a row confirm it, and those frames are refused, counted)
-    cfg = ChaosConfig(layout=layout, rates=(1.0, 4.0, 2.0, 0.5), seconds_per_rate=6.0, frames=20, gap_s=3.0,
+    cfg = ChaosConfig(layout=layout, rates=(1.0, 4.0, 2.0, 0.5), seconds_per_rate=5.0, frames=20, gap_s=3.0,
                       width=128, height=96, max_disparity=16.0)
     report = run_chaos(cfg, tmp_path, progress=print)
     print(chaos.format_report(report))
