@@ -55,4 +55,4 @@ def test_demo_defaults_time_the_node_alone_and_cover_the_image(tmp_path, capsys)
     assert "pixels have a disparity" in accuracy and "counts as bad" in accuracy
     timing = next(ln for ln in lines if ln.startswith("demo: the depth node's time per frame"))
     assert f"{times['work']:.1f} ms, of which the model {times['model']:.1f} ms" in timing
-    assert any(ln.startswith("demo: camera 10 Hz, output") for ln in lines)
+    assert any(ln.startswith("demo: camera 10 Hz, node output") for ln in lines)

@@ -101,11 +101,11 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         f"{t['model']:.1f} ms (the rest: image conversion {t['conversion']:.1f}, cloud {t['cloud']:.1f}, "
         f"publishing {t['publish']:.1f}); frames waited {t['queue']:.1f} ms for the node; "
         f"{report['backend']} on {report['device']}",
-        f"demo: camera {report['camera_rate_hz']:g} Hz, output {report['fps']:.1f} frames/s"
+        f"demo: camera {report['camera_rate_hz']:g} Hz, node output {report['fps']:.1f} frames/s over "
+        f"these frames"
         + (f"; {report['node_counters'].get('dropped_busy', 0)} frames dropped while the node was busy "
            "(latest pair wins)" if report["node_counters"].get("dropped_busy") else "; no frame dropped")
-        + ". Camera, node and collector share this process and its cores: a node on its own "
-          "machine is at least this fast",
+        + "; the camera and a collector that receives every output run in this process too",
     ]
     return lines
 
