@@ -35,11 +35,11 @@ setup(
     entry_points={
         "console_scripts": [
             "stereo-depth = stereo_depth_ros.cli:main",
-            "depth_node = stereo_depth_ros.ros.depth_node:main",
-            "synthetic_camera = stereo_depth_ros.ros.synthetic_camera:main",
-            "nearest_object_node = stereo_depth_ros.ros.nearest_object_node:main",
-            "evaluator_node = stereo_depth_ros.ros.evaluator_node:main",
-            "bag_replay = stereo_depth_ros.ros.bag_replay:main",
+            "depth_node = stereo_depth_ros.ros.entry:depth_node",
+            "synthetic_camera = stereo_depth_ros.ros.entry:synthetic_camera",
+            "nearest_object_node = stereo_depth_ros.ros.entry:nearest_object_node",
+            "evaluator_node = stereo_depth_ros.ros.entry:evaluator_node",
+            "bag_replay = stereo_depth_ros.ros.entry:bag_replay",
         ],
     },
 )

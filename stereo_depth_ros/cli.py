@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+
+from stereo_depth_ros import stopping
 
 # name -> (module under stereo_depth_ros.commands, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -24,8 +27,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "replay": ("replay", "publish a rosbag2 with its timing and /clock"),
     "bench": ("bench", "latency, throughput and memory benchmarks"),
     "soak": ("soak", "drive the node graph for N frames and report drops, latency, memory"),
+    "chaos": ("chaos", "a bag looped at several rates into `run`: keeps processing, every frame counted, "
+                       "memory flat"),
     "capture-airsim": ("capture_airsim", "record stereo pairs + DepthPlanar GT from a running AirSim"),
 }
+
+# Long-running commands that stop in order on SIGINT/SIGTERM (stereo_depth_ros.stopping): one
+# line, exit 0. The others end on the first Ctrl-C with exit 130 (SIGTERM: the default death).
+STOPPABLE = frozenset({"demo", "run", "replay", "record", "soak", "chaos"})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    as_program = argv is None  # else called in-process: the caller's signal handlers come back
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     if not argv or argv[0] not in COMMANDS:
@@ -51,6 +61,17 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if not argv else 2
     name, rest = argv[0], argv[1:]
     module_name, help_text = COMMANDS[name]
+    if name in STOPPABLE:
+        with stopping.handling(restore=not as_program):
+            try:
+                return _run_command(name, module_name, help_text, rest, as_program)
+            finally:
+                if as_program:
+                    stopping.finishing()
+    return _run_command(name, module_name, help_text, rest, as_program)
+
+
+def _run_command(name: str, module_name: str, help_text: str, rest: list[str], as_program: bool) -> int:
     try:
         module = importlib.import_module(f"stereo_depth_ros.commands.{module_name}")
     except ModuleNotFoundError as exc:
@@ -64,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(module.run(args) or 0)
     except KeyboardInterrupt:
+        if as_program:  # a second Ctrl-C must not interrupt the exit
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        print(f"stereo-depth {name}: interrupted", file=sys.stderr)
         return 130
 
 

@@ -19,6 +19,7 @@ A source file::
     nearest_object: {}
     synthetic_camera: {rate: 10.0}         # present (a mapping) only when the graph starts it
     extra_nodes: []                        # other packages' nodes the launch file starts
+    ground_truth: /airsim_node/{vehicle}/{left_camera}/DepthPlanar   # optional: eval-bag --source
 
 No rclpy here: this module is imported by the launch file and by tests.
 """
@@ -42,7 +43,7 @@ SOURCES: tuple[str, ...] = ("synthetic", "airsim", "cosys_airsim", "realsense", 
 
 _KEYS = {
     "description", "driver", "arguments", "frame_id", "use_sim_time", "topics",
-    "depth_node", "nearest_object", "synthetic_camera", "extra_nodes",
+    "depth_node", "nearest_object", "synthetic_camera", "extra_nodes", "ground_truth",
 }
 _EXTRA_NODE_KEYS = {"package", "executable", "name", "namespace", "remappings", "parameters", "arguments"}
 # A ROS 2 topic name: absolute or relative tokens of [A-Za-z0-9_], no token starting with a digit.
@@ -112,6 +113,7 @@ class SourceConfig:
     nearest_object: Mapping[str, Any]
     synthetic_camera: Mapping[str, Any] | None
     extra_nodes: tuple[ExtraNode, ...] = ()
+    ground_truth: str | None = None  # a ground-truth image topic the source records (eval-bag)
 
     def remappings(self, subscribed: Iterable[str] = INPUTS) -> list[tuple[str, str]]:
         """(from, to) remap rules for the inputs among ``subscribed`` that the source renames."""
@@ -298,6 +300,8 @@ def load_source(name_or_path: str | Path, arguments: Mapping[str, Any] | None = 
         synthetic_camera=None if synthetic is None else _fill(_mapping(data, "synthetic_camera", path),
                                                               values, "synthetic_camera", path),
         extra_nodes=_extra_nodes(_fill(data.get("extra_nodes"), values, "extra_nodes", path), path),
+        ground_truth=(None if data.get("ground_truth") is None else _check_topic(
+            _fill(data["ground_truth"], values, "ground_truth", path), "ground_truth", path)),
     )
 
 

@@ -2,6 +2,7 @@
 measures, and clear errors for wrong topics and broken bags."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -138,3 +139,120 @@ def test_disparity_image_ground_truth_topic(tmp_path):
                                  BagEvalOptions(gt_topic="reference/disparity"), progress=False)
     assert info["gt_kind"] == "disparity" and info["paired"] == 2
     assert runs[0].summary["epe"] == pytest.approx(0.0, abs=1e-3)
+
+
+# --- AirSim-named bags: --source and how the ground truth is read -----------------------------
+
+def _summary(out_dir):
+    return json.loads((out_dir / "results.json").read_text())["models"][0]["summary"]
+
+
+@pytest.fixture(scope="module")
+def airsim_and_synthetic_bags(tmp_path_factory):
+    """The same three frames twice: as AirSim records them (bgr8, P[3] = 0, right +25 ms,
+    DepthPlanar) and as the synthetic camera does (rgb8, baseline in P, exact disparity GT)."""
+    from stereo_depth_ros.commands.record import airsim_baseline
+
+    root = tmp_path_factory.mktemp("airsim")
+    kwargs = dict(frames=3, width=160, height=120, max_disparity=24.0, seed=19, baseline=airsim_baseline(),
+                  start_ns=1_600_000_000 * 10**9)
+    record_bag(root / "airsim", layout="airsim", **kwargs)
+    record_bag(root / "synthetic", **kwargs)
+    return root / "airsim", root / "synthetic"
+
+
+def test_eval_bag_source_airsim_reads_depth_planar_as_depth(airsim_and_synthetic_bags, tmp_path, capsys):
+    airsim, synthetic = airsim_and_synthetic_bags
+    assert main(["eval-bag", str(airsim), "--source", "airsim", "--model", "sgbm", "--max-disp", "32",
+                 "--out", str(tmp_path / "a"), "--figures", "0"]) == 0
+    printed = capsys.readouterr().out
+    assert "source airsim: left /airsim_node/drone_1/front_left/Scene" in printed
+    assert "pairing tolerance 0.1 s, baseline 0.25 m" in printed
+    assert "frames paired: 3 of 3" in printed
+    line = next(ln for ln in printed.splitlines() if ln.startswith("ground truth: /airsim_node"))
+    assert "DepthPlanar (32FC1) read as planar depth (Z) in metres" in line
+    assert "AirSim's planar depth" in line
+    # the same frames against their exact disparity: the same scores (sub-pixel GT conversion only)
+    assert main(["eval-bag", str(synthetic), "--model", "sgbm", "--max-disp", "32", "--out",
+                 str(tmp_path / "s"), "--figures", "0"]) == 0
+    via_depth, exact = _summary(tmp_path / "a"), _summary(tmp_path / "s")
+    assert via_depth["frames"] == exact["frames"] == 3
+    assert via_depth["epe"] == pytest.approx(exact["epe"], abs=0.02) and exact["epe"] < 1.5
+    assert via_depth["bad3"] == pytest.approx(exact["bad3"], abs=0.01)
+    # depth GT: depth is scored too
+    assert math.isfinite(via_depth["depth_abs_rel"]) and "depth_abs_rel" not in exact
+    # read as disparity (the old case-sensitive name test), SGBM looks broken: --gt-kind forces it
+    assert main(["eval-bag", str(airsim), "--source", "airsim", "--model", "sgbm", "--max-disp", "32",
+                 "--gt-kind", "disparity", "--out", str(tmp_path / "d"), "--figures", "0"]) == 0
+    assert "--gt-kind disparity says so" in capsys.readouterr().out
+    assert _summary(tmp_path / "d")["epe"] > 5 * exact["epe"]
+
+
+def test_eval_bag_source_options_can_be_overridden_and_bad_sources_are_named(airsim_and_synthetic_bags,
+                                                                              tmp_path, capsys):
+    airsim, _ = airsim_and_synthetic_bags
+    # exact pairing instead of the source's 0.1 s: the right camera's +25 ms leaves nothing paired
+    assert main(["eval-bag", str(airsim), "--source", "airsim", "--model", "sgbm", "--sync-tolerance", "0",
+                 "--out", str(tmp_path / "o"), "--figures", "0"]) == 1
+    assert "frames paired: 0 of 3" in capsys.readouterr().out
+    assert main(["eval-bag", str(airsim), "--source", "nosuchcamera", "--model", "sgbm"]) == 2
+    assert "nosuchcamera" in capsys.readouterr().err
+    assert main(["eval-bag", str(airsim), "--source", "airsim", "--arg", "wheels:=4", "--model", "sgbm"]) == 2
+    assert "wheels" in capsys.readouterr().err
+    # another vehicle name: the source's topics follow it, and the bag does not have them
+    assert main(["eval-bag", str(airsim), "--source", "airsim", "--arg", "vehicle:=drone_2", "--model",
+                 "sgbm", "--out", str(tmp_path / "v")]) == 2
+    assert "/airsim_node/drone_2/front_left/Scene" in capsys.readouterr().err
+
+
+def test_ground_truth_kind_from_name_and_encoding():
+    from stereo_depth_ros.evaluation.ground_truth import GroundTruthError, interpret
+
+    cases = {
+        ("/airsim_node/drone_1/front_left/DepthPlanar", "32FC1"): "depth",
+        ("/airsim_node/drone_1/front_left/depthplanar", "32FC1"): "depth",
+        ("/airsim_node/car/front_left_DepthPlanar/image", "32FC1"): "depth",  # Cosys-AirSim
+        ("/airsim_node/drone_1/front_left/DepthPerspective", "32FC1"): "perspective",
+        ("/camera/Depth/image_rect_raw", "16UC1"): "depth",
+        ("/ground_truth/disparity", "32FC1"): "disparity",
+        ("/ground_truth/Disparity", "32FC1"): "disparity",
+        ("/gt/image", "16UC1"): "depth",
+        ("/gt/image", "32FC1"): "disparity",
+    }
+    for (topic, encoding), kind in cases.items():
+        meaning = interpret(topic, encoding)
+        assert meaning.kind == kind, (topic, encoding, meaning)
+        assert meaning.why and "--gt-kind" in meaning.why
+    assert "millimetres" in interpret("/gt/image", "16UC1").describe("/gt/image", "16UC1")
+    assert interpret("/x/DepthPlanar", "32FC1", requested="disparity").kind == "disparity"
+    assert interpret("/x/DepthPlanar", "32FC1", disparity_message=True, requested="depth").kind == "disparity"
+    with pytest.raises(GroundTruthError, match="DisparityNormalized"):
+        interpret("/airsim_node/drone_1/front_left/DisparityNormalized", "32FC1")
+
+
+def test_perspective_ground_truth_is_turned_into_planar_depth(tmp_path):
+    """AirSim's DepthPerspective (distance along the ray) scores like the planar depth it comes from."""
+    from stereo_depth_ros.evaluation.ground_truth import planar_depth
+
+    depth = 2.0
+    sample = render(fronto_parallel_plane_scene(depth, seed=3), RIG)
+    geom = RIG.geometry()
+    u = (np.arange(RIG.width) - geom.cx) / geom.fx
+    v = (np.arange(RIG.height) - geom.cy) / geom.fy
+    distance = (sample.depth * np.sqrt(1 + u[None, :] ** 2 + v[:, None] ** 2)).astype(np.float32)
+    assert np.allclose(planar_depth(distance, geom), sample.depth, rtol=1e-5)
+    with bag_io.BagWriter(tmp_path / "bag") as bag:
+        for i in range(2):
+            t = 10**18 + i * 10**8
+            for topic, msg in frame_messages(sample, t):
+                bag.write(topic, msg, t)
+            bag.write("/cam/DepthPerspective", bag_io.numpy_to_image(distance, "32FC1", t, "left"), t)
+    d = RIG.fx * RIG.baseline / depth
+    runs, _, info = evaluate_bag(tmp_path / "bag", [("c", _Constant(d))],
+                                 BagEvalOptions(gt_topic="/cam/DepthPerspective"), progress=False)
+    assert info["gt_kind"] == "perspective" and "distance along each pixel's ray" in info["gt_interpretation"]
+    assert runs[0].summary["epe"] == pytest.approx(0.0, abs=1e-3)
+    # read as if it were planar depth, the off-axis pixels come out wrong
+    options = BagEvalOptions(gt_topic="/cam/DepthPerspective", gt_kind="depth")
+    runs, _, _ = evaluate_bag(tmp_path / "bag", [("c", _Constant(d))], options, progress=False)
+    assert runs[0].summary["epe"] > 0.05

@@ -21,16 +21,11 @@ import cv2
 import numpy as np
 
 from stereo_depth_ros.backends import BackendError, StereoBackend
-from stereo_depth_ros.evaluation import bag_io, report
+from stereo_depth_ros.evaluation import bag_io, ground_truth, report
 from stereo_depth_ros.evaluation.metrics import depth_metrics
 from stereo_depth_ros.evaluation.models import compute_shift, new_runs
 from stereo_depth_ros.evaluation.run_dataset import score
-from stereo_depth_ros.geometry import (
-    CameraModelError,
-    depth_to_disparity,
-    disparity_to_depth,
-    shift_to_disparity,
-)
+from stereo_depth_ros.geometry import CameraModelError, disparity_to_depth, shift_to_disparity
 
 LR_TOLERANCE_PX = 1.0
 
@@ -39,7 +34,7 @@ LR_TOLERANCE_PX = 1.0
 class BagEvalOptions:
     topics: bag_io.StereoTopics = field(default_factory=bag_io.StereoTopics)
     gt_topic: str | None = "ground_truth/disparity"
-    gt_kind: str = "auto"  # auto | disparity | depth
+    gt_kind: str = "auto"  # auto | disparity | depth | perspective (evaluation/ground_truth.py)
     tolerance_ns: int = 0
     baseline: float | None = None  # overrides camera_info (AirSim puts 0 in P_right[3])
     left_right: bool | None = None  # None: only when there is no ground truth
@@ -89,16 +84,15 @@ def left_right_consistency(backend: StereoBackend, left_rgb: np.ndarray, right_r
             "lr_mean_diff": float(diff.mean())}
 
 
-def _gt_disparity(msg: Any, topic: str, kind: str, geometry) -> tuple[np.ndarray, np.ndarray | None, str]:
-    """(GT disparity, GT depth or None, kind) from a DisparityImage or an Image topic."""
-    if hasattr(msg, "image") and hasattr(msg, "delta_d"):  # stereo_msgs/DisparityImage
-        return bag_io.float_image(msg.image), None, "disparity"
-    values = bag_io.float_image(msg)
-    if kind == "auto":
-        kind = "depth" if "depth" in topic.rsplit("/", 1)[-1] or msg.encoding == "16UC1" else "disparity"
-    if kind == "depth":
-        return depth_to_disparity(values, geometry), values, "depth"
-    return values, None, "disparity"
+def _gt_disparity(msg: Any, topic: str, requested: str, geometry
+                  ) -> tuple[np.ndarray, np.ndarray | None, str, str]:
+    """(GT disparity, GT planar depth or None, kind, why) from a DisparityImage or an Image topic
+    (see evaluation/ground_truth.py for how the kind is decided)."""
+    image = msg.image if hasattr(msg, "image") and hasattr(msg, "delta_d") else msg  # DisparityImage
+    meaning = ground_truth.interpret(topic, image.encoding, image is not msg, requested)
+    values = bag_io.float_image(image)
+    gt, depth = ground_truth.to_disparity(values, meaning.kind, geometry)
+    return gt, depth, meaning.kind, meaning.describe(topic, image.encoding)
 
 
 def evaluate_bag(path: str | Path, models: Sequence[tuple[str, StereoBackend]], options: BagEvalOptions,
@@ -136,10 +130,12 @@ def evaluate_bag(path: str | Path, models: Sequence[tuple[str, StereoBackend]], 
                 geometry = bag_io.geometry_from_infos(frame.left_info, frame.right_info, options.baseline)
                 gt = gt_depth = None
                 if "gt" in frame.extras:
-                    gt, gt_depth, info["gt_kind"] = _gt_disparity(frame.extras["gt"], gt_topic,
-                                                                  options.gt_kind, geometry)
+                    gt, gt_depth, info["gt_kind"], info["gt_interpretation"] = _gt_disparity(
+                        frame.extras["gt"], gt_topic, options.gt_kind, geometry)
                     if gt.shape != left.shape[:2]:
                         raise ValueError(f"ground truth {gt.shape} and image {left.shape[:2]} differ in size")
+            except ground_truth.GroundTruthError:
+                raise  # the topic as a whole cannot be scored: no frame can
             except (ValueError, CameraModelError) as exc:
                 for run in runs:
                     run.add_error(name, f"frame {name} of {path}: {exc}")

@@ -24,10 +24,10 @@ import numpy as np
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
-def rss_bytes() -> int:
-    """Resident set size of this process now (Linux /proc; 0 where unavailable)."""
+def rss_bytes(pid: int | None = None) -> int:
+    """Resident set size of this process (or ``pid``) now (Linux /proc; 0 where unavailable)."""
     try:
-        with open("/proc/self/statm") as f:
+        with open(f"/proc/{pid or 'self'}/statm") as f:
             return int(f.read().split()[1]) * _PAGE
     except (OSError, ValueError, IndexError):
         return 0
@@ -44,14 +44,16 @@ def percentiles(values: list[float], qs: tuple[float, ...] = (50, 90, 99)) -> di
 
 @dataclass
 class MemoryTrace:
-    """RSS samples (seconds since start, bytes) with a start mark and a post-warm-up mark."""
+    """RSS samples (seconds since start, bytes) of this process (or ``pid``) with a start mark
+    and a post-warm-up mark."""
 
     samples: list[tuple[float, int]] = field(default_factory=list)
     warm_index: int | None = None
+    pid: int | None = None
     _t0: float = field(default_factory=time.monotonic)
 
     def sample(self) -> int:
-        rss = rss_bytes()
+        rss = rss_bytes(self.pid)
         self.samples.append((time.monotonic() - self._t0, rss))
         return rss
 
@@ -147,5 +149,10 @@ def format_report(report: dict[str, Any]) -> str:
         f"{mem['growth_after_warmup_mib']:+.1f} MiB ({mem['slope_after_warmup_mib_per_min']:+.2f} MiB/min)")
     lines.append(f"  exceptions: {len(report['exceptions'])}"
                  + (f" (first: {report['exceptions'][0]})" if report["exceptions"] else ""))
-    lines.append("  result: " + ("PASS" if report["ok"] else "FAIL: " + "; ".join(report["failures"])))
+    verdict = "PASS" if report["ok"] else "FAIL: " + "; ".join(report["failures"])
+    if report.get("stopped_by"):  # a stop request (SIGINT/SIGTERM) cut the run short
+        verdict = (f"stopped by {report['stopped_by']} after {a['published']} of "
+                   f"{report['frames_requested']} frames; "
+                   + ("no failure in those" if report["ok"] else verdict))
+    lines.append("  result: " + verdict)
     return "\n".join(lines)

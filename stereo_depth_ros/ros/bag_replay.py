@@ -19,11 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import rclpy
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
 
+from stereo_depth_ros import stopping
 from stereo_depth_ros.evaluation import bag_io
+from stereo_depth_ros.ros import spinning
 
 
 def message_type(msgtype: str) -> Any:
@@ -47,6 +50,10 @@ class BagReplayer(Node):
                  node_name: str = "bag_replay",
                  **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
+        # first: the context destroys a node whose construction failed half-way
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.bag: Any = None
         if rate <= 0:
             raise ValueError(f"rate must be > 0, got {rate}")
         self.bag = bag_io.open_bag(bag_path)  # BagError names the file
@@ -73,9 +80,11 @@ class BagReplayer(Node):
         self.wait_timeout = wait_timeout
         self.start_delay = start_delay
         self.published = 0
+        self.published_by_topic: dict[str, int] = dict.fromkeys(self.publishers_by_topic, 0)
+        self.loop_starts: list[float] = []  # time.monotonic() at the start of each pass over the bag
+        self.muted: frozenset[str] = frozenset()  # bag topics not published for now (a camera that stopped)
         self.error: str | None = None
         self.done = threading.Event()
-        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._play, name=f"{node_name}_player", daemon=True)
 
     def start(self) -> BagReplayer:
@@ -95,7 +104,7 @@ class BagReplayer(Node):
             if now >= wall_target:
                 return
             step = min(wall_target - now, self.clock_period or wall_target - now)
-            time.sleep(step)
+            self._stop.wait(step)
             if self.clock_period:
                 self._publish_clock(bag_ns_at(time.monotonic()))
 
@@ -108,7 +117,7 @@ class BagReplayer(Node):
                     break
                 time.sleep(0.05)
             if self.start_delay:
-                time.sleep(self.start_delay)
+                self._stop.wait(self.start_delay)
             while not self._stop.is_set():
                 self._play_once()
                 if not self.loop:
@@ -122,42 +131,63 @@ class BagReplayer(Node):
     def _play_once(self) -> None:
         start_bag = self.bag.start_ns
         start_wall = time.monotonic()
+        self.loop_starts.append(start_wall)
+        rate = self.rate  # a change of ``rate`` takes effect at the next pass
 
         def bag_ns_at(wall: float) -> int:
-            return start_bag + int((wall - start_wall) * self.rate * 1e9)
+            return start_bag + int((wall - start_wall) * rate * 1e9)
 
         self._publish_clock(start_bag)
         for topic, t, raw in self.bag.raw_messages(list(self.publishers_by_topic)):
             if self._stop.is_set():
                 return
-            self._wait_until(start_wall + (t - start_bag) / 1e9 / self.rate, bag_ns_at)
+            self._wait_until(start_wall + (t - start_bag) / 1e9 / rate, bag_ns_at)
+            if self._stop.is_set():
+                return
             self._publish_clock(t)
+            if topic in self.muted:
+                continue
             self.publishers_by_topic[topic].publish(raw)
             self.published += 1
+            self.published_by_topic[topic] += 1
+
+    def stop(self) -> None:
+        """End the playback and wait for the player thread (it may be inside a publish)."""
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread.is_alive() and threading.current_thread() is not thread:
+            thread.join(timeout=5.0)
 
     def destroy_node(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive() and threading.current_thread() is not self._thread:
-            self._thread.join(timeout=5.0)
-        self.bag.close()
+        self.stop()
+        if self.bag is not None:
+            self.bag.close()
         super().destroy_node()
 
 
 def run(args: argparse.Namespace) -> int:
+    """Replay until the bag ends (no --loop) or a stop is requested (SIGINT/SIGTERM, when the
+    program installed stereo_depth_ros.stopping): exit 0, one line; 1 when the bag broke."""
     from stereo_depth_ros.dds import configure_dds
 
     configure_dds(args.dds)
-    rclpy.init()
+    spinning.init()
     node = None
+    executor = SingleThreadedExecutor()
     try:
+        if stopping.requested():
+            spinning.say("bag_replay", f"{stopping.reason()} received during start-up: nothing played")
+            return 0
         node = BagReplayer(args.bag, args.rate, not args.no_clock, args.clock_hz, args.loop, args.topics,
                            args.wait_for_subscribers, args.wait_timeout, args.delay, prefix=args.prefix)
         node.get_logger().info(f"playing {args.bag}: {len(node.publishers_by_topic)} topics, "
                                f"{node.bag.duration_ns / 1e9:.2f} s at rate {args.rate}")
         node.start()
-        while rclpy.ok() and not node.done.is_set():
-            rclpy.spin_once(node, timeout_sec=0.1)
-        node.get_logger().info(f"done: {node.published} messages published")
+        executor.add_node(node)
+        how = spinning.spin_until_stopped(executor, node.get_logger(), done=node.done.is_set)
+        node.stop()  # the player publishes nothing more before the context goes
+        node.get_logger().info(f"{'done' if how == 'done' else 'stopped'}: {node.published} messages "
+                               "published")
         return 1 if node.error else 0
     except (bag_io.BagError, ValueError) as exc:
         print(f"bag_replay: {exc}", file=sys.stderr)
@@ -165,6 +195,7 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 130
     finally:
+        executor.shutdown()
         if node is not None:
             node.destroy_node()
         if rclpy.ok():
@@ -176,9 +207,14 @@ def main(argv: list[str] | None = None) -> int:
 
     from stereo_depth_ros.commands.replay import add_arguments
 
+    stopping.install()
     parser = argparse.ArgumentParser(prog="bag_replay", description=__doc__.splitlines()[0])
     add_arguments(parser)
-    return run(parser.parse_args(remove_ros_args(sys.argv if argv is None else ["bag_replay", *argv])[1:]))
+    args = remove_ros_args(sys.argv if argv is None else ["bag_replay", *argv])[1:]
+    try:
+        return run(parser.parse_args(args))
+    finally:
+        stopping.finishing()
 
 
 if __name__ == "__main__":

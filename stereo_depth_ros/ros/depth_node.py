@@ -395,6 +395,8 @@ class DepthNode(WorkerNode):
                   "synchronized_sets": str(s["synchronized_sets"])}
         values.update({f"time_{k}_ms": f"{v * 1000:.1f}" for k, v in s["last_timings"].items()})
         values.update({f"received {k}": str(v["received"]) for k, v in s["inputs"].items()})
+        values.update({f"unsynchronized {k}": str(v["unsynchronized"]) for k, v in s["inputs"].items()})
+        values["in_flight"] = str(s["in_flight"])  # waiting for their set, queued or in processing
         values["silent_inputs"] = ", ".join(s["silent_inputs"])
         return values
 

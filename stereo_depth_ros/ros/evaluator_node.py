@@ -119,6 +119,9 @@ class EvaluatorNode(Node):
         self._started = time.monotonic()
         if self.idle_timeout > 0 or self.timeout > 0:
             self.create_timer(0.1, self._check_idle)
+        self.get_logger().info(f"evaluating {self.disparity_topic} against "
+                               f"{self.gt_topic or 'no ground truth'} ({self.gt_kind}); inputs from "
+                               f"{self.input_topic}")
 
     # ---- callbacks ----
     def _on_input(self, msg: Image) -> None:
@@ -292,29 +295,42 @@ def format_summary(data: dict[str, Any]) -> str:
 
 
 def main(args: list[str] | None = None) -> int:
-    from stereo_depth_ros.dds import configure_dds
+    """Evaluate until ``expected_frames``/``idle_timeout``/``timeout`` or SIGINT/SIGTERM; either
+    way the report is written and the summary printed (exit 0)."""
+    from rclpy.executors import SingleThreadedExecutor
 
+    from stereo_depth_ros import stopping
+    from stereo_depth_ros.dds import configure_dds
+    from stereo_depth_ros.ros import spinning
+
+    stopping.install()
     configure_dds("auto")
-    rclpy.init(args=args)
+    spinning.init(args)
     node = None
+    executor = SingleThreadedExecutor()
     try:
+        if stopping.requested():
+            spinning.say("evaluator_node", f"{stopping.reason()} received during start-up: not started")
+            return 0
         node = EvaluatorNode()
-        while rclpy.ok() and not node.finished.is_set():
-            rclpy.spin_once(node, timeout_sec=0.1)
+        executor.add_node(node)
+        spinning.spin_until_stopped(executor, node.get_logger(), done=node.finished.is_set)
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
         pass
     except ValueError as exc:
         print(f"evaluator_node: {exc}", file=sys.stderr)
         return 2
     finally:
+        executor.shutdown()
         if node is not None:
             data = node.write_report()
-            print(format_summary(data))
+            print(format_summary(data), flush=True)
             if node.report_path:
-                print(f"report: {node.report_path}")
+                print(f"report: {node.report_path}", flush=True)
             node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
+        stopping.finishing()
     return 0
 
 

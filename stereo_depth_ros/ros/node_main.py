@@ -9,24 +9,31 @@ import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
+from stereo_depth_ros import stopping
+from stereo_depth_ros.ros import spinning
+
 
 def spin_node(factory: Callable[[], Node], name: str, args: list[str] | None = None,
               startup_errors: tuple[type[BaseException], ...] = ()) -> int:
-    """Build the node with ``factory`` and spin it until Ctrl-C or shutdown. An exception in
-    ``startup_errors`` (e.g. weights that cannot load) is printed as "<name>: cannot start: ..."
-    and gives exit status 1."""
+    """Build the node with ``factory`` and spin it until SIGINT, SIGTERM or shutdown (exit 0,
+    one log line, however many signals come). An exception in ``startup_errors`` (e.g. weights
+    that cannot load) is printed as "<name>: cannot start: ..." and gives exit status 1."""
     from stereo_depth_ros.dds import configure_dds
 
+    stopping.install()
     configure_dds("auto")
-    rclpy.init(args=args)
+    spinning.init(args)
     node = None
-    # the executor exists before the node can log that it is up: a Ctrl-C that lands while
+    # the executor exists before the node can log that it is up: a stop that lands while
     # rclpy.spin() would still be building one leaves a half-made executor whose __del__ fails
     executor = SingleThreadedExecutor()
     try:
+        if stopping.requested():
+            spinning.say(name, f"{stopping.reason()} received during start-up: not started")
+            return 0
         node = factory()
         executor.add_node(node)
-        executor.spin()
+        spinning.spin_until_stopped(executor, node.get_logger())
     except startup_errors as exc:
         print(f"{name}: cannot start: {exc}", file=sys.stderr)
         return 1
@@ -38,4 +45,5 @@ def spin_node(factory: Callable[[], Node], name: str, args: list[str] | None = N
             node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
+        stopping.finishing()
     return 0

@@ -11,7 +11,9 @@ from typing import Any
 from rclpy.executors import ExternalShutdownException
 from rclpy.parameter import Parameter
 
+from stereo_depth_ros import stopping
 from stereo_depth_ros.ros.graph import NodeGraph
+from stereo_depth_ros.ros.spinning import say, stop_message
 from stereo_depth_ros.sources import NodeSpec
 
 # NodeSpec.key -> (module, class) of the node implementation
@@ -37,12 +39,15 @@ def make_node(spec: NodeSpec, context: Any) -> Any:
 
 
 def run_graph(source: Any, specs: list[NodeSpec], duration: float = 0.0) -> None:
-    """Start every spec's node and spin until Ctrl-C, shutdown or ``duration`` seconds (0: no
-    limit). A node that fails to start raises after the graph is closed, except the
-    nearest-object node: the depth graph is still useful without it, so that is reported."""
+    """Start every spec's node and spin until SIGINT/SIGTERM (stereo_depth_ros.stopping),
+    shutdown or ``duration`` seconds (0: no limit). A node that fails to start raises after the
+    graph is closed, except the nearest-object node: the depth graph is still useful without it,
+    so that is reported."""
     graph = NodeGraph(num_threads=4)
     try:
         for spec in specs:
+            if stopping.requested():
+                break
             try:
                 node = make_node(spec, graph.context)
             except Exception as exc:
@@ -55,6 +60,9 @@ def run_graph(source: Any, specs: list[NodeSpec], duration: float = 0.0) -> None
             graph.add(node)
             remaps = ", ".join(f"{a} -> {b}" for a, b in spec.remappings) or "no remaps"
             node.get_logger().info(f"started ({spec.executable}; {remaps})")
+        if stopping.requested():
+            say("stereo-depth run", f"{stop_message()} (during start-up)")
+            return
         log = graph.nodes[0].get_logger()
         log.info(f"source {source.name}: {source.description}")
         if source.synthetic_camera is None and source.driver:
@@ -65,7 +73,9 @@ def run_graph(source: Any, specs: list[NodeSpec], duration: float = 0.0) -> None
                         + " ".join(f"-r {a}:={b}" for a, b in extra.remappings))
         deadline = time.monotonic() + duration if duration > 0 else None
         while graph.context.ok() and (deadline is None or time.monotonic() < deadline):
-            time.sleep(0.1)
+            if stopping.sleep(0.1):
+                log.info(stop_message())
+                break
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:

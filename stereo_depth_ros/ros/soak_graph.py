@@ -24,10 +24,12 @@ from rclpy.qos import QoSProfile
 from sensor_msgs.msg import Range
 from stereo_msgs.msg import DisparityImage
 
+from stereo_depth_ros import stopping
 from stereo_depth_ros.evaluation.soak import FrameAccount, MemoryTrace, percentiles
 from stereo_depth_ros.ros.conversions import stamp_ns
 from stereo_depth_ros.ros.depth_node import REFUSALS, DepthNode
 from stereo_depth_ros.ros.graph import NodeGraph
+from stereo_depth_ros.ros.spinning import stop_message
 from stereo_depth_ros.ros.synthetic_camera import SyntheticCamera
 
 NEAREST_REFUSALS = ("dropped_busy", "size_mismatch", "invalid_disparity", "bad_image", "bad_camera_info",
@@ -179,7 +181,10 @@ def run_soak(cfg: SoakConfig, progress: Callable[[str], None] = print) -> dict[s
             warm_at = max(1, int(cfg.frames * cfg.warmup_fraction))
             next_progress = time.monotonic() + cfg.progress_s
             while camera.published < cfg.frames and time.monotonic() < deadline and not exceptions:
-                time.sleep(1.0)
+                if stopping.sleep(1.0):
+                    camera.limit = camera.published  # the camera stops too; the rest drains
+                    progress(f"soak: {stop_message()} after {camera.published} frames")
+                    break
                 memory.sample()
                 if camera.published >= warm_at:
                     memory.mark_warm()
@@ -190,12 +195,13 @@ def run_soak(cfg: SoakConfig, progress: Callable[[str], None] = print) -> dict[s
                              f"dropped_busy {c['dropped_busy']}, RSS {memory.samples[-1][1] / 2**20:.1f} MiB")
             # drain: the frames still in flight come out (or are counted where they stay)
             graph.wait_until(lambda: depth.status_summary()["in_flight"] == 0
-                             and probe.count("disparity") >= depth.counters["processed"], timeout=cfg.drain_s)
+                             and probe.count("disparity") >= depth.counters["processed"], timeout=cfg.drain_s,
+                             stoppable=False)
             if nearest is not None:
                 graph.wait_until(lambda: _nearest_handled(nearest) >= depth.counters["processed"]
                                  and probe.count("distance") >= nearest.counters["processed"],
-                                 timeout=cfg.drain_s)
-            graph.wait_until(lambda: False, timeout=min(cfg.drain_s, 0.5))
+                                 timeout=cfg.drain_s, stoppable=False)
+            graph.wait_until(lambda: False, timeout=min(cfg.drain_s, 0.5), stoppable=False)
             memory.sample()
             memory.mark_warm()
             report = _report(cfg, camera, depth, nearest, nearest_note, probe, memory, exceptions)
@@ -227,9 +233,9 @@ def _report(cfg: SoakConfig, camera: Any, depth: DepthNode, nearest: Any, neares
         failures.append(f"{c['backend_error']} backend error(s) (unexpected exceptions in processing)")
     if account.unaccounted:
         failures.append(f"{account.unaccounted} frame(s) unaccounted for")
-    if camera.published < cfg.frames:
+    if camera.published < cfg.frames and not stopping.requested():
         failures.append(f"the camera sent only {camera.published} of {cfg.frames} frames in time")
-    if account.out == 0:
+    if account.out == 0 and not stopping.requested():
         failures.append("no output at all")
     if probe.duplicates["disparity"]:
         failures.append(f"{probe.duplicates['disparity']} duplicate output(s) for one input stamp")
@@ -243,6 +249,7 @@ def _report(cfg: SoakConfig, camera: Any, depth: DepthNode, nearest: Any, neares
         "stage_mean_ms": {k: v * 1000 for k, v in summary["mean_timings"].items()},
         "memory": memory.summary(), "memory_samples": memory.samples,
         "exceptions": exceptions, "failures": failures, "ok": not failures,
+        "stopped_by": stopping.reason(),
     }
     if nearest is not None:
         ns = nearest.status_summary()

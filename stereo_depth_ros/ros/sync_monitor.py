@@ -2,8 +2,11 @@
 
 Every message is ``seen`` before the synchronizer gets it; every emitted set is ``matched``.
 A message is unsynchronized once it can no longer be part of a set: a set with a later stamp
-was emitted on its input, or ``window`` (the synchronizer's queue_size) newer messages
-arrived on its input. Thread-safe; no rclpy.
+was emitted on its input after it arrived, or ``window`` (the synchronizer's queue_size) newer
+messages arrived on its input. Messages are told apart by identity, not stamp: a bag that
+loops repeats every stamp. A message declared unsynchronized that a set uses after all (a
+synchronizer that kept it longer, e.g. across a time jump) is taken back, so at every moment
+received = matched + unsynchronized + waiting, per input. Thread-safe; no rclpy.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
+from typing import Any
 
 RESET_NS = 1_000_000_000  # a stamp this much older than its input's newest: time went back
 
@@ -20,7 +24,10 @@ class SyncMonitor:
     def __init__(self, names: Sequence[str], window: int) -> None:
         self.names = list(names)
         self.window = max(int(window), 1)
-        self._pending: list[OrderedDict[int, None]] = [OrderedDict() for _ in self.names]
+        # per input, in arrival order: key -> stamp, waiting for a set / declared unsynchronized
+        self._pending: list[OrderedDict[int, int]] = [OrderedDict() for _ in self.names]
+        self._gone: list[OrderedDict[int, int]] = [OrderedDict() for _ in self.names]
+        self._tokens = 0
         self.received = [0] * len(self.names)
         self.unmatched = [0] * len(self.names)
         self.sets = 0
@@ -34,7 +41,20 @@ class SyncMonitor:
         self._ahead: list[set[int]] = [set() for _ in self.names]
         self._lock = threading.Lock()
 
-    def seen(self, index: int, stamp_ns: int) -> None:
+    def _key(self, msg: Any) -> int:
+        if msg is not None:
+            return id(msg)
+        self._tokens -= 1  # no message given (tests): a fresh token; sets then match by stamp
+        return self._tokens
+
+    def _give_up(self, index: int, key: int, stamp: int) -> None:
+        self.unmatched[index] += 1
+        gone = self._gone[index]
+        gone[key] = stamp
+        while len(gone) > 8 * self.window:
+            gone.popitem(last=False)
+
+    def seen(self, index: int, stamp_ns: int, msg: Any = None) -> None:
         with self._lock:
             self.received[index] += 1
             self.last_seen_time = time.monotonic()
@@ -43,10 +63,12 @@ class SyncMonitor:
             if self.first_seen_time is None:
                 self.first_seen_time = self.last_seen_time
             pending = self._pending[index]
-            pending[int(stamp_ns)] = None
+            key = self._key(msg)
+            if key in pending:  # an id is reused only once its message is freed: that one is gone
+                self._give_up(index, key, pending.pop(key))
+            pending[key] = int(stamp_ns)
             while len(pending) > self.window:
-                pending.popitem(last=False)
-                self.unmatched[index] += 1
+                self._give_up(index, *pending.popitem(last=False))
 
     def _note_stamp(self, index: int, stamp: int) -> None:
         """Keep who is behind whom after input ``index`` delivered ``stamp`` (lock held)."""
@@ -63,16 +85,34 @@ class SyncMonitor:
             if k != index and (other is None or stamp > other) and len(self._ahead[k]) < 2:
                 self._ahead[k].add(stamp)
 
-    def matched(self, stamps_ns: Sequence[int]) -> None:
+    def matched(self, stamps_ns: Sequence[int], msgs: Sequence[Any] | None = None) -> None:
         with self._lock:
             self.sets += 1
             self.last_set_time = time.monotonic()
             for index, stamp in enumerate(stamps_ns):
-                pending = self._pending[index]
-                pending.pop(int(stamp), None)
-                for old in [s for s in pending if s < stamp]:
-                    del pending[old]
-                    self.unmatched[index] += 1
+                stamp = int(stamp)
+                pending, gone = self._pending[index], self._gone[index]
+                msg = msgs[index] if msgs is not None else None
+                key = self._find(pending, stamp, msg)
+                if key is None:
+                    key = self._find(gone, stamp, msg)
+                    if key is not None:  # given up too early: it did pair
+                        del gone[key]
+                        self.unmatched[index] -= 1
+                    continue
+                for old, old_stamp in list(pending.items()):
+                    if old == key:
+                        break
+                    if old_stamp < stamp:  # arrived earlier, older than a set that left: hopeless
+                        del pending[old]
+                        self._give_up(index, old, old_stamp)
+                del pending[key]
+
+    @staticmethod
+    def _find(entries: OrderedDict[int, int], stamp: int, msg: Any) -> int | None:
+        if msg is not None:
+            return id(msg) if entries.get(id(msg)) == stamp else None
+        return next((k for k, s in entries.items() if s == stamp), None)
 
     @property
     def unsynchronized(self) -> int:

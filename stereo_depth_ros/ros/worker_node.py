@@ -165,7 +165,7 @@ class WorkerNode(Node):
 
     def _make_seen(self, index: int) -> Callable[[Any], None]:
         def seen(msg: Any) -> None:
-            self.monitor.seen(index, stamp_ns(msg))
+            self.monitor.seen(index, stamp_ns(msg), msg)
         return seen
 
     def _on_refused(self, cause: str, index: int, stamp: int, msg: Any) -> None:
@@ -188,7 +188,7 @@ class WorkerNode(Node):
     def _on_set(self, *msgs: Any) -> None:
         """Refuse a set whose first message's stamp repeats or goes back; else it replaces the
         one waiting for the worker."""
-        self.monitor.matched([stamp_ns(m) for m in msgs])
+        self.monitor.matched([stamp_ns(m) for m in msgs], msgs)
         stamp = stamp_ns(msgs[0])
         absurd = self._absurd_stamp(stamp)
         if absurd:
