@@ -31,7 +31,7 @@ setup(
     maintainer_email="stereo-depth-ros@example.org",
     description="Learned stereo depth for ROS 2: disparity, depth, point cloud and nearest obstacle.",
     license="Apache-2.0",
-    tests_require=["pytest"],
+    extras_require={"test": ["pytest"]},
     entry_points={
         "console_scripts": [
             "stereo-depth = stereo_depth_ros.cli:main",
