@@ -20,6 +20,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from stereo_depth_ros import disparity_convention
 from stereo_depth_ros.backends import BackendError, StereoBackend
 from stereo_depth_ros.evaluation import bag_io, report
 from stereo_depth_ros.evaluation.metrics import depth_metrics
@@ -92,7 +93,8 @@ def left_right_consistency(backend: StereoBackend, left_rgb: np.ndarray, right_r
 def _gt_disparity(msg: Any, topic: str, kind: str, geometry) -> tuple[np.ndarray, np.ndarray | None, str]:
     """(GT disparity, GT depth or None, kind) from a DisparityImage or an Image topic."""
     if hasattr(msg, "image") and hasattr(msg, "delta_d"):  # stereo_msgs/DisparityImage
-        return bag_io.float_image(msg.image), None, "disparity"
+        values = disparity_convention.decode(bag_io.float_image(msg.image), msg.min_disparity)
+        return values, None, "disparity"
     values = bag_io.float_image(msg)
     if kind == "auto":
         kind = "depth" if "depth" in topic.rsplit("/", 1)[-1] or msg.encoding == "16UC1" else "disparity"
