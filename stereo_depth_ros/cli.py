@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "record": ("record", "record a rosbag2 from the synthetic camera (with ground truth)"),
     "replay": ("replay", "publish a rosbag2 with its timing and /clock"),
     "bench": ("bench", "latency, throughput and memory benchmarks"),
+    "dds-bench": ("dds_bench", "large images over DDS across processes: into the depth node and out"),
     "soak": ("soak", "drive the node graph for N frames and report drops, latency, memory"),
     "capture-airsim": ("capture_airsim", "record stereo pairs + DepthPlanar GT from a running AirSim"),
 }
