@@ -26,6 +26,7 @@ from launch_ros.parameter_descriptions import ParameterValue
 
 from launch import LaunchDescription
 
+SHUTDOWN_TIMEOUT_S = "30"
 SOURCE_CHOICES = ["synthetic", "airsim", "cosys_airsim", "realsense", "zed", "usb", "bag"]
 
 # Template values of the source files; "" keeps the source's default.
@@ -118,6 +119,9 @@ def _launch_graph(context, *args, fixed_source: str | None = None, **kwargs):
             remappings=list(spec.remappings),
             output="screen",
             emulate_tty=True,
+            # on Ctrl-C a node finishes the frame in hand and joins its threads (seconds on a
+            # loaded CPU): launch's default 5 s before SIGTERM cut that short
+            sigterm_timeout=SHUTDOWN_TIMEOUT_S,
         ))
     for extra in source.extra_nodes:
         actions.append(Node(
