@@ -34,7 +34,7 @@ def test_the_goal_is_met_only_when_every_ratio_is_at_least_99_percent():
     assert not format_report(_report(100, 98))[1]
 
 
-def test_dds_bench_runs_both_stages_across_processes(tmp_path):
+def test_dds_bench_runs_its_three_stages_across_processes(tmp_path):
     out = tmp_path / "dds.json"
     proc = subprocess.run([sys.executable, "-m", "stereo_depth_ros.cli", "dds-bench", "--width", "96",
                            "--height", "64", "--frames", "6", "--rate", "5", "--dds", "loopback",
@@ -44,6 +44,8 @@ def test_dds_bench_runs_both_stages_across_processes(tmp_path):
     match = re.search(r"pairs delivered to the node: (\d+)/6", proc.stdout)
     assert match and int(match.group(1)) <= 6, proc.stdout
     assert re.search(r"outputs stage: 6 sets published", proc.stdout), proc.stdout
+    match = re.search(r"inputs stage: 6 sets published.*\n  pairs delivered: (\d+)/6", proc.stdout)
+    assert match and int(match.group(1)) <= 6, proc.stdout
     report = json.loads(out.read_text())
     assert report["profile"].endswith("fastdds_loopback.xml")
     assert set(report["outputs"]["outputs"]) == {"disparity", "depth", "points2"}

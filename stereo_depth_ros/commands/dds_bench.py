@@ -18,9 +18,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--height", type=int, default=720, help="image height (default 720)")
     parser.add_argument("--rate", type=float, default=30.0, help="sets per second (default 30)")
     parser.add_argument("--frames", type=int, default=300, help="sets per stage (default 300)")
-    parser.add_argument("--stages", default="node,outputs",
-                        help="node (pairs into a depth_node process, its outputs back), outputs "
-                             "(output-sized messages at --rate from another process); default both")
+    parser.add_argument("--stages", default="inputs,node,outputs",
+                        help="inputs (pairs into a plain subscriber process), node (pairs into a "
+                             "depth_node process, its outputs back), outputs (output-sized messages at "
+                             "--rate from another process); default all three")
     parser.add_argument("--backend", default="sgbm", help="the depth node's backend (default sgbm)")
     parser.add_argument("--publisher-reliability", choices=("reliable", "best_effort"), default="reliable",
                         help="QoS of the stereo pair's publisher, like a camera driver's (default reliable)")
@@ -47,6 +48,14 @@ def format_report(report: dict[str, Any]) -> tuple[str, bool]:
     lines = [f"DDS delivery across processes: {cfg['width']}x{cfg['height']} rgb8 at {cfg['rate']:g} Hz, "
              f"profile {report['profile'] or '(Fast DDS defaults)'}"]
     ok = True
+    inputs = report.get("inputs")
+    if inputs:
+        lines.append(f"inputs stage: {inputs['published']} sets published in {inputs['seconds']:.1f} s "
+                     f"({inputs['achieved_hz']:.1f} Hz, {inputs['late']} late), publisher "
+                     f"{cfg['publisher_reliability']} -> a plain subscriber process, sensor-data QoS")
+        lines.append(f"  pairs delivered: {_pct(inputs['pairs_delivered'], inputs['published'])}; "
+                     "received " + ", ".join(f"{k} {v}" for k, v in inputs["received"].items()))
+        ok &= _met(inputs["pairs_delivered"], inputs["published"])
     node = report.get("node")
     if node:
         lines.append(f"node stage: {node['published']} sets published in {node['seconds']:.1f} s "
@@ -78,9 +87,9 @@ def run(args: argparse.Namespace) -> int:
 
     stages = tuple(s.strip() for s in args.stages.split(",") if s.strip())
     if (args.frames < 1 or args.rate <= 0 or args.width < 32 or args.height < 32
-            or not stages or set(stages) - {"node", "outputs"}):
+            or not stages or set(stages) - {"inputs", "node", "outputs"}):
         print("stereo-depth dds-bench: need --frames >= 1, --rate > 0, an image of at least 32x32 and "
-              "--stages from node,outputs", file=sys.stderr)
+              "--stages from inputs,node,outputs", file=sys.stderr)
         return 2
     configure_dds(args.dds)
     from stereo_depth_ros.ros.dds_bench import DdsBenchConfig, run_dds_bench

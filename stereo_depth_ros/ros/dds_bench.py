@@ -7,6 +7,10 @@ node's ``disparity``, ``depth`` and ``points2``. The pairs delivered are the nod
 synchronized sets, read from its /diagnostics; the outputs delivered are counted here by stamp
 against the frames the node processed.
 
+Stage ``inputs``: the same sets to a plain subscriber process with the depth node's default
+input QoS (sensor data, best effort) and nothing else to do: what the transport delivers when
+the receiving process has the CPU for it.
+
 Stage ``outputs``: a child process (``python -m stereo_depth_ros.ros.dds_bench``) publishes
 ``disparity``, ``depth`` and ``points2`` of the same size at ``rate`` Hz with the depth node's
 output QoS, and this process counts what arrives: the node's own output rate is bounded by its
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,6 +32,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray
@@ -54,8 +60,11 @@ class DdsBenchConfig:
     subscriber_reliability: str = "reliable"  # the consumer of the outputs (RViz, a recorder)
     input_reliability: str = "best_effort"    # the depth node's input QoS (its default)
     backend: str = "sgbm"
-    stages: tuple[str, ...] = ("node", "outputs")
+    stages: tuple[str, ...] = ("inputs", "node", "outputs")
     discovery_timeout: float = 120.0
+    # a writer can see a reader before that reader has matched the writer (best effort drops
+    # what comes from a writer it does not know yet): a pause after matching, on a loaded CPU
+    discovery_settle_s: float = 2.0
     settle_s: float = 3.0
 
 
@@ -97,6 +106,11 @@ class _Counter:
     def counts(self) -> dict[str, int]:
         with self._lock:
             return {topic: len(s) for topic, s in self.seen.items()}
+
+    def complete(self) -> int:
+        """Frames seen on every topic."""
+        with self._lock:
+            return len(set.intersection(*self.seen.values())) if self.seen else 0
 
 
 def _pace(frames: int, rate: float, publish: Callable[[int], None]) -> dict[str, float]:
@@ -167,7 +181,7 @@ def _start_node(namespace: str, cfg: DdsBenchConfig, log: Any) -> subprocess.Pop
 def run_node_stage(cfg: DdsBenchConfig, progress: Callable[[str], None]) -> dict[str, Any]:
     namespace = f"/dds_bench_{os.getpid()}"
     msgs = stereo_set(cfg.width, cfg.height)
-    with tempfile.TemporaryFile("w+") as log, NodeGraph() as graph:
+    with tempfile.TemporaryFile("w+") as log, NodeGraph(single_threaded=True) as graph:
         node = _start_node(namespace, cfg, log)
         try:
             harness = graph.add(Node("dds_bench", namespace=namespace, context=graph.context))
@@ -192,6 +206,7 @@ def run_node_stage(cfg: DdsBenchConfig, progress: Callable[[str], None]) -> dict
                 log.seek(0)
                 raise RuntimeError(f"the depth node did not come up in {cfg.discovery_timeout:.0f} s "
                                    f"(exit status {node.poll()}); its output:\n{log.read()[-3000:]}")
+            time.sleep(cfg.discovery_settle_s)
 
             def publish(i: int) -> None:
                 _restamp(msgs, i)
@@ -227,6 +242,86 @@ def run_node_stage(cfg: DdsBenchConfig, progress: Callable[[str], None]) -> dict
     }
 
 
+# ---- stage "inputs" -----------------------------------------------------------------------------
+
+def _sink_inputs(args: argparse.Namespace) -> int:
+    """Child process of the ``inputs`` stage: spin in the main thread, as a node executable does,
+    counting what arrives until ``idle`` seconds pass without input."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import qos_profile_sensor_data
+
+    counter = _Counter()
+    rclpy.init()
+    node = Node("dds_bench_inputs", namespace=args.namespace)
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        subs = [node.create_subscription(t, name, counter.callback(name), qos_profile_sensor_data)
+                for name, t in INPUTS]
+        deadline = time.monotonic() + args.timeout
+        while time.monotonic() < deadline and not all(sub.get_publisher_count() > 0 for sub in subs):
+            executor.spin_once(timeout_sec=0.1)
+        if args.ready_file:
+            Path(args.ready_file).write_text("ready\n")
+        last, since = counter.counts(), time.monotonic()
+        while time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.1)
+            now = counter.counts()
+            if now != last:
+                last, since = now, time.monotonic()
+            elif any(now.values()) and time.monotonic() - since >= args.idle:
+                break
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    counts = " ".join(str(n) for n in counter.counts().values())  # in INPUTS order
+    print(f"received {counts} sets {counter.complete()}", flush=True)
+    return 0
+
+
+def run_inputs_stage(cfg: DdsBenchConfig, progress: Callable[[str], None]) -> dict[str, Any]:
+    namespace = f"/dds_bench_in_{os.getpid()}"
+    msgs = stereo_set(cfg.width, cfg.height)
+    ready = Path(tempfile.mkdtemp(prefix="dds_bench_")) / "ready"
+    cmd = [sys.executable, "-m", "stereo_depth_ros.ros.dds_bench", "sink", "--namespace", namespace,
+           "--ready-file", str(ready)]
+    with tempfile.TemporaryFile("w+") as out, NodeGraph(single_threaded=True) as graph:
+        sink = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, text=True)
+        try:
+            harness = graph.add(Node("dds_bench_pub", namespace=namespace, context=graph.context))
+            pub_qos = qos(cfg.publisher_reliability, 10)
+            pubs = [harness.create_publisher(t, name, pub_qos) for name, t in INPUTS]
+            def matched() -> bool:
+                return ready.is_file() and all(p.get_subscription_count() > 0 for p in pubs)
+            if not graph.wait_until(matched, cfg.discovery_timeout):
+                raise RuntimeError(f"the subscriber process did not appear in {cfg.discovery_timeout:.0f} s")
+            time.sleep(cfg.discovery_settle_s)
+
+            def publish(i: int) -> None:
+                _restamp(msgs, i)
+                for pub, msg in zip(pubs, msgs, strict=True):
+                    pub.publish(msg)
+            progress(f"publishing {cfg.frames} stereo sets to a plain subscriber process ...")
+            sent = _pace(cfg.frames, cfg.rate, publish)
+            sink.wait(timeout=cfg.discovery_timeout + 60)
+        finally:
+            if sink.poll() is None:
+                sink.kill()
+                sink.wait()
+            shutil.rmtree(ready.parent, ignore_errors=True)
+        out.seek(0)
+        text = out.read()
+    words = text.split()
+    if sink.returncode != 0 or "received" not in words:
+        raise RuntimeError(f"the subscriber process failed (exit status {sink.returncode}):\n{text[-3000:]}")
+    at = words.index("received")
+    counts = [int(w) for w in words[at + 1:at + 1 + len(INPUTS)]]
+    return {**sent, "pairs_delivered": int(words[at + len(INPUTS) + 2]),
+            "received": {name: n for (name, _), n in zip(INPUTS, counts, strict=True)}}
+
+
 # ---- stage "outputs" ----------------------------------------------------------------------------
 
 def output_messages(width: int, height: int) -> tuple[Any, ...]:
@@ -249,25 +344,24 @@ def output_messages(width: int, height: int) -> tuple[Any, ...]:
     return msg, conv.depth_msg(sample.depth, header), cloud
 
 
-def _publish_outputs(argv: list[str]) -> int:
+def _publish_outputs(args: argparse.Namespace) -> int:
     """Child process of the ``outputs`` stage: publish, then linger so reliable delivery finishes."""
-    parser = argparse.ArgumentParser(prog="python -m stereo_depth_ros.ros.dds_bench")
-    parser.add_argument("--namespace", required=True)
-    parser.add_argument("--width", type=int, required=True)
-    parser.add_argument("--height", type=int, required=True)
-    parser.add_argument("--rate", type=float, required=True)
-    parser.add_argument("--frames", type=int, required=True)
-    parser.add_argument("--reliability", default="reliable")
-    parser.add_argument("--depth", type=int, default=1)
-    parser.add_argument("--linger", type=float, default=3.0)
-    args = parser.parse_args(argv)
+    import rclpy
+    from rclpy.context import Context
+
     msgs = output_messages(args.width, args.height)
-    with NodeGraph() as graph:
-        node = graph.add(Node("dds_bench_outputs", namespace=args.namespace, context=graph.context))
+    context = Context()
+    rclpy.init(context=context)
+    node = Node("dds_bench_outputs", namespace=args.namespace, context=context)
+    try:  # publishing needs no executor: none spins, so none competes with publish() for the GIL
         pubs = [node.create_publisher(t, name, qos(args.reliability, args.depth)) for name, t in OUTPUTS]
-        if not graph.wait_until(lambda: all(p.get_subscription_count() > 0 for p in pubs), 120.0):
-            print("dds_bench outputs: no subscriber appeared in 120 s", file=sys.stderr)
-            return 1
+        deadline = time.monotonic() + 120.0
+        while not all(p.get_subscription_count() > 0 for p in pubs):
+            if time.monotonic() > deadline:
+                print("dds_bench outputs: no subscriber appeared in 120 s", file=sys.stderr)
+                return 1
+            time.sleep(0.05)
+        time.sleep(args.settle)
 
         def publish(i: int) -> None:
             _restamp(msgs, i)
@@ -275,29 +369,59 @@ def _publish_outputs(argv: list[str]) -> int:
                 pub.publish(msg)
         sent = _pace(args.frames, args.rate, publish)
         time.sleep(args.linger)
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
     print(f"published {sent['published']} {sent['seconds']:.3f} {sent['achieved_hz']:.3f} {sent['late']}",
           flush=True)
     return 0
 
 
 def run_outputs_stage(cfg: DdsBenchConfig, progress: Callable[[str], None]) -> dict[str, Any]:
+    """This process subscribes, spinning in its main thread; a child process publishes."""
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.executors import SingleThreadedExecutor
+
     namespace = f"/dds_bench_out_{os.getpid()}"
-    with NodeGraph() as graph:
-        harness = graph.add(Node("dds_bench_sink", namespace=namespace, context=graph.context))
-        outputs = _Counter()
+    context = Context()
+    rclpy.init(context=context)
+    sink = Node("dds_bench_sink", namespace=namespace, context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(sink)
+    outputs = _Counter()
+    cmd = [sys.executable, "-m", "stereo_depth_ros.ros.dds_bench", "outputs", "--namespace", namespace,
+           "--width", str(cfg.width), "--height", str(cfg.height), "--rate", str(cfg.rate),
+           "--frames", str(cfg.frames), "--settle", str(cfg.discovery_settle_s)]
+    try:
         for name, t in OUTPUTS:
-            harness.create_subscription(t, name, outputs.callback(name), qos(cfg.subscriber_reliability, 10))
-        cmd = [sys.executable, "-m", "stereo_depth_ros.ros.dds_bench", "--namespace", namespace,
-               "--width", str(cfg.width), "--height", str(cfg.height), "--rate", str(cfg.rate),
-               "--frames", str(cfg.frames)]
+            sink.create_subscription(t, name, outputs.callback(name), qos(cfg.subscriber_reliability, 10))
         progress(f"a publisher process sends {cfg.frames} x (disparity, depth, points2) "
                  f"at {cfg.rate:g} Hz ...")
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=cfg.discovery_timeout + 600)
-        if proc.returncode != 0 or not proc.stdout.startswith("published"):
-            raise RuntimeError(f"the output publisher failed (exit status {proc.returncode}):\n"
-                               f"{(proc.stdout + proc.stderr)[-3000:]}")
-        _, frames, seconds, hz, late = proc.stdout.split()
-        counts = _wait_settled(outputs.counts, 1.0, timeout=30.0)
+        with tempfile.TemporaryFile("w+") as out:
+            child = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, text=True)
+            try:
+                deadline = time.monotonic() + cfg.discovery_timeout + 600
+                while child.poll() is None and time.monotonic() < deadline:
+                    executor.spin_once(timeout_sec=0.1)
+                end = time.monotonic() + 1.0
+                while time.monotonic() < end:
+                    executor.spin_once(timeout_sec=0.1)
+            finally:
+                if child.poll() is None:
+                    child.kill()
+                    child.wait()
+            out.seek(0)
+            text = out.read()
+    finally:
+        executor.shutdown()
+        sink.destroy_node()
+        rclpy.try_shutdown(context=context)
+    line = next((ln for ln in text.splitlines() if ln.startswith("published")), None)
+    if child.returncode != 0 or line is None:
+        raise RuntimeError(f"the output publisher failed (exit status {child.returncode}):\n{text[-3000:]}")
+    _, frames, seconds, hz, late = line.split()
+    counts = outputs.counts()
     return {"published": int(frames), "seconds": float(seconds), "achieved_hz": float(hz), "late": int(late),
             "outputs": {name: {"received": counts.get(name, 0), "of": int(frames)} for name, _ in OUTPUTS}}
 
@@ -306,6 +430,8 @@ def run_dds_bench(cfg: DdsBenchConfig, progress: Callable[[str], None] = print) 
     """Figures of each stage in ``cfg.stages`` (see the module docstring)."""
     report: dict[str, Any] = {"config": dict(cfg.__dict__),
                               "profile": os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE", "")}
+    if "inputs" in cfg.stages:
+        report["inputs"] = run_inputs_stage(cfg, progress)
     if "node" in cfg.stages:
         report["node"] = run_node_stage(cfg, progress)
     if "outputs" in cfg.stages:
@@ -313,5 +439,25 @@ def run_dds_bench(cfg: DdsBenchConfig, progress: Callable[[str], None] = print) 
     return report
 
 
+def _child(argv: list[str]) -> int:
+    """``python -m stereo_depth_ros.ros.dds_bench outputs|sink ...``: the stages' other process."""
+    parser = argparse.ArgumentParser(prog="python -m stereo_depth_ros.ros.dds_bench")
+    parser.add_argument("role", choices=("outputs", "sink"))
+    parser.add_argument("--namespace", required=True)
+    parser.add_argument("--width", type=int, default=0)
+    parser.add_argument("--height", type=int, default=0)
+    parser.add_argument("--rate", type=float, default=0.0)
+    parser.add_argument("--frames", type=int, default=0)
+    parser.add_argument("--reliability", default="reliable")
+    parser.add_argument("--depth", type=int, default=1)
+    parser.add_argument("--linger", type=float, default=3.0)
+    parser.add_argument("--settle", type=float, default=2.0, help="outputs: seconds after matching")
+    parser.add_argument("--ready-file", default="", help="sink: written once every input is matched")
+    parser.add_argument("--idle", type=float, default=3.0, help="sink: seconds without input that end it")
+    parser.add_argument("--timeout", type=float, default=300.0)
+    args = parser.parse_args(argv)
+    return _publish_outputs(args) if args.role == "outputs" else _sink_inputs(args)
+
+
 if __name__ == "__main__":
-    sys.exit(_publish_outputs(sys.argv[1:]))
+    sys.exit(_child(sys.argv[1:]))
