@@ -24,6 +24,8 @@ setup(
         ("share/" + package_name + "/config/sources", share("config/sources/*.yaml")),
         ("share/" + package_name + "/config/airsim", share("config/airsim/*")),
         ("share/" + package_name + "/rviz", share("rviz/*.rviz")),
+        # the Fast DDS loopback / large-image profile, for FASTDDS_DEFAULT_PROFILES_FILE
+        ("share/" + package_name + "/dds", ["stereo_depth_ros/resources/fastdds_loopback.xml"]),
     ],
     install_requires=["setuptools"],
     zip_safe=False,
@@ -31,7 +33,7 @@ setup(
     maintainer_email="stereo-depth-ros@example.org",
     description="Learned stereo depth for ROS 2: disparity, depth, point cloud and nearest obstacle.",
     license="Apache-2.0",
-    tests_require=["pytest"],
+    extras_require={"test": ["pytest"]},
     entry_points={
         "console_scripts": [
             "stereo-depth = stereo_depth_ros.cli:main",

@@ -16,6 +16,7 @@ Examples::
 from __future__ import annotations
 
 import tempfile
+from functools import partial
 from pathlib import Path
 
 from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction
@@ -25,6 +26,7 @@ from launch_ros.parameter_descriptions import ParameterValue
 
 from launch import LaunchDescription
 
+SHUTDOWN_TIMEOUT_S = "30"
 SOURCE_CHOICES = ["synthetic", "airsim", "cosys_airsim", "realsense", "zed", "usb", "bag"]
 
 # Template values of the source files; "" keeps the source's default.
@@ -68,14 +70,18 @@ def _flag(context, name: str) -> bool:
     return text == "true"
 
 
-def _launch_graph(context, *args, **kwargs):
+def _launch_graph(context, *args, fixed_source: str | None = None, **kwargs):
+    from stereo_depth_ros.launch_checks import check_companions
     from stereo_depth_ros.rviz_config import render_rviz_config
     from stereo_depth_ros.sources import load_source, parse_param_value, plan_graph
 
     def value(name: str) -> str:
         return LaunchConfiguration(name).perform(context).strip()
 
-    source = load_source(value("source"), {name: value(name) for name in SOURCE_ARGUMENTS})
+    source_name = fixed_source or value("source")
+    # a fixed source declares only its own template arguments
+    template_names = _source_arguments(fixed_source) if fixed_source else SOURCE_ARGUMENTS
+    source = load_source(source_name, {name: value(name) for name in template_names})
     namespace = value("namespace")
     sim_time_text = value("use_sim_time").lower()
     if sim_time_text not in ("", "true", "false"):
@@ -95,6 +101,11 @@ def _launch_graph(context, *args, **kwargs):
         depth_params=depth_params,
         nearest_params=nearest_params,
     )
+    rviz = _flag(context, "rviz")
+    # every other package's executable is found before anything starts (no orphaned nodes)
+    check_companions([(extra.package, extra.executable, f"source:={source.name}")
+                      for extra in source.extra_nodes]
+                     + ([("rviz2", "rviz2", "rviz:=true")] if rviz else []))
     sim_time = specs[0].parameters["use_sim_time"]
     actions = [LogInfo(msg=f"stereo_depth_ros: source {source.name} ({source.description}); "
                            f"driver: {source.driver}")]
@@ -108,6 +119,9 @@ def _launch_graph(context, *args, **kwargs):
             remappings=list(spec.remappings),
             output="screen",
             emulate_tty=True,
+            # on Ctrl-C a node finishes the frame in hand and joins its threads (seconds on a
+            # loaded CPU): launch's default 5 s before SIGTERM cut that short
+            sigterm_timeout=SHUTDOWN_TIMEOUT_S,
         ))
     for extra in source.extra_nodes:
         actions.append(Node(
@@ -120,7 +134,7 @@ def _launch_graph(context, *args, **kwargs):
             arguments=list(extra.arguments),
             output="screen",
         ))
-    if _flag(context, "rviz"):
+    if rviz:
         custom = value("rviz_config")
         text = render_rviz_config(source, namespace, template=Path(custom) if custom else None)
         with tempfile.NamedTemporaryFile("w", prefix="stereo_depth_", suffix=".rviz", delete=False) as handle:
@@ -137,10 +151,19 @@ def _launch_graph(context, *args, **kwargs):
     return actions
 
 
-def generate_launch_description() -> LaunchDescription:
-    arguments = [
+def _source_arguments(source: str) -> dict[str, str]:
+    from stereo_depth_ros.sources import load_source
+
+    return {name: text for name, text in SOURCE_ARGUMENTS.items() if name in load_source(source).arguments}
+
+
+def build_launch_description(source: str | None = None) -> LaunchDescription:
+    """The graph's launch description; with ``source`` fixed (a shortcut launch file) there is no
+    ``source`` argument and only that source's own template arguments are offered."""
+    arguments = [] if source else [
         DeclareLaunchArgument("source", default_value="synthetic", choices=SOURCE_CHOICES,
-                              description="camera source: config/sources/<source>.yaml"),
+                              description="camera source: config/sources/<source>.yaml")]
+    arguments += [
         DeclareLaunchArgument("namespace", default_value="", description="namespace of the graph"),
         DeclareLaunchArgument("nearest_object", default_value="true", choices=["true", "false"],
                               description="start the nearest-object node"),
@@ -158,6 +181,12 @@ def generate_launch_description() -> LaunchDescription:
     ]
     arguments += [DeclareLaunchArgument(name, default_value="", description=text)
                   for name, text in DEPTH_PARAMETERS.items()]
+    template = _source_arguments(source) if source else SOURCE_ARGUMENTS
     arguments += [DeclareLaunchArgument(name, default_value="", description=text + " (empty: source default)")
-                  for name, text in SOURCE_ARGUMENTS.items()]
-    return LaunchDescription([*arguments, OpaqueFunction(function=_launch_graph)])
+                  for name, text in template.items()]
+    graph = OpaqueFunction(function=partial(_launch_graph, fixed_source=source))
+    return LaunchDescription([*arguments, graph])
+
+
+def generate_launch_description() -> LaunchDescription:
+    return build_launch_description()

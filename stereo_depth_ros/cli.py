@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "record": ("record", "record a rosbag2 from the synthetic camera (with ground truth)"),
     "replay": ("replay", "publish a rosbag2 with its timing and /clock"),
     "bench": ("bench", "latency, throughput and memory benchmarks"),
+    "dds-bench": ("dds_bench", "large images over DDS across processes: into the depth node and out"),
     "soak": ("soak", "drive the node graph for N frames and report drops, latency, memory"),
     "chaos": ("chaos", "a bag looped at several rates into `run`: keeps processing, every frame counted, "
                        "memory flat"),

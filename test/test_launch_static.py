@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from stereo_depth_ros import launch_checks
 from stereo_depth_ros.rviz_config import displayed_topics, render_rviz_config
 from stereo_depth_ros.sources import INPUTS, SOURCES, graph_topics, load_source, plan_graph, resolve_topic
 
@@ -117,6 +118,8 @@ def node_parameters(node) -> dict:
 def launch_api(monkeypatch):
     for name, module in _stub_modules().items():
         monkeypatch.setitem(sys.modules, name, module)
+    # rviz2 and image_proc are not installed here: the tests that need them missing say so
+    monkeypatch.setattr(launch_checks, "executable_installed", lambda package, executable: True)
 
 
 def load_launch_file(path: Path) -> types.ModuleType:
@@ -293,9 +296,60 @@ def test_every_topic_rviz_displays_is_published_by_the_launch_graph(source):
         assert config["Visualization Manager"]["Global Options"]["Fixed Frame"] == loaded.frame_id
 
 
-def test_airsim_shortcut_includes_the_main_launch_with_source_airsim(launch_api):
-    description = load_launch_file(ROOT / "launch" / "airsim.launch.py").generate_launch_description()
-    (include,) = description.entities
-    (launch_source,) = include.args
-    assert Path(launch_source.args[0]).resolve() == MAIN_LAUNCH.resolve()
-    assert dict(include.kwargs["launch_arguments"]) == {"source": "airsim"}
+def test_airsim_shortcut_is_the_main_graph_with_source_airsim_and_no_source_argument(launch_api):
+    declared, nodes = run_launch(ROOT / "launch" / "airsim.launch.py", vehicle="Car1")
+    names = {a.name for a in declared}
+    assert "source" not in names  # --show-args must not offer what the file ignores
+    assert {"vehicle", "left_camera", "right_camera", "rviz", "baseline", "namespace"} <= names
+    assert not names & {"camera_namespace", "node_name", "stereo_namespace", "left_image"}, names
+    depth = next(n for n in nodes if n.kwargs["executable"] == "depth_node")
+    assert dict(depth.kwargs["remappings"])["left/image_rect"] == "/airsim_node/Car1/front_left/Scene"
+    assert node_parameters(depth)["baseline"] == pytest.approx(0.25)
+    main_declared, _ = run_launch(MAIN_LAUNCH)
+    main_defaults = {a.name: a.default_value for a in main_declared}
+    assert all(main_defaults[a.name] == a.default_value for a in declared)
+
+
+# --- companions from other packages: found before anything starts ------------------------------
+
+def _missing(*absent: str):
+    return lambda package, executable: package not in absent
+
+
+@pytest.mark.parametrize(("overrides", "package", "apt"), [
+    ({"rviz": "true"}, "rviz2", "ros-kilted-rviz2"),
+    ({"source": "usb"}, "image_proc", "ros-kilted-image-proc"),
+])
+def test_a_missing_companion_stops_the_launch_before_any_node_with_one_message(
+        launch_api, monkeypatch, overrides, package, apt):
+    monkeypatch.setenv("ROS_DISTRO", "kilted")
+    monkeypatch.setattr(launch_checks, "executable_installed", _missing(package))
+    with pytest.raises(launch_checks.MissingCompanion) as info:
+        run_launch(MAIN_LAUNCH, **overrides)  # raises inside the one action that returns every node
+    message = str(info.value)
+    assert "nothing started" in message and f"'{package}'" in message and apt in message
+    assert "\n" not in message
+    _, nodes = run_launch(MAIN_LAUNCH)  # the same graph without the option starts
+    assert nodes
+
+
+def test_every_missing_companion_is_named_at_once(launch_api, monkeypatch):
+    monkeypatch.setattr(launch_checks, "executable_installed", _missing("rviz2", "image_proc"))
+    both = r"'image_proc' for source:=usb.*'rviz2' for rviz:=true"
+    with pytest.raises(launch_checks.MissingCompanion, match=both):
+        run_launch(MAIN_LAUNCH, source="usb", rviz="true")
+
+
+def test_executable_installed_reads_the_ament_index(tmp_path, monkeypatch):
+    prefix = tmp_path / "install"
+    (prefix / "share" / "ament_index" / "resource_index" / "packages").mkdir(parents=True)
+    (prefix / "share" / "ament_index" / "resource_index" / "packages" / "fake_pkg").write_text("")
+    exe = prefix / "lib" / "fake_pkg" / "fake_node"
+    exe.parent.mkdir(parents=True)
+    exe.write_text("#!/bin/sh\n")
+    monkeypatch.setenv("AMENT_PREFIX_PATH", str(prefix))
+    assert not launch_checks.executable_installed("fake_pkg", "fake_node")  # not executable
+    exe.chmod(0o755)
+    assert launch_checks.executable_installed("fake_pkg", "fake_node")
+    assert not launch_checks.executable_installed("fake_pkg", "other_node")
+    assert not launch_checks.executable_installed("absent_pkg_xyz", "fake_node")

@@ -20,6 +20,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from stereo_depth_ros import disparity_convention
 from stereo_depth_ros.backends import BackendError, StereoBackend
 from stereo_depth_ros.evaluation import bag_io, ground_truth, report
 from stereo_depth_ros.evaluation.metrics import depth_metrics
@@ -91,6 +92,8 @@ def _gt_disparity(msg: Any, topic: str, requested: str, geometry
     image = msg.image if hasattr(msg, "image") and hasattr(msg, "delta_d") else msg  # DisparityImage
     meaning = ground_truth.interpret(topic, image.encoding, image is not msg, requested)
     values = bag_io.float_image(image)
+    if image is not msg:  # a DisparityImage marks invalid pixels with NaN or min_disparity - 1
+        values = disparity_convention.decode(values, msg.min_disparity)
     gt, depth = ground_truth.to_disparity(values, meaning.kind, geometry)
     return gt, depth, meaning.kind, meaning.describe(topic, image.encoding)
 

@@ -17,6 +17,7 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 from std_msgs.msg import Header
 from stereo_msgs.msg import DisparityImage
 
+from stereo_depth_ros import disparity_convention
 from stereo_depth_ros.backends.base import DisparityResult
 from stereo_depth_ros.geometry import CameraModelError, StereoGeometry
 from stereo_depth_ros.pointcloud import CloudPayload
@@ -157,18 +158,21 @@ def to_numpy(values: np.ndarray | torch.Tensor) -> np.ndarray:
 
 
 def disparity_msg(disparity: np.ndarray | torch.Tensor, result: DisparityResult,
-                  geometry: StereoGeometry, header: Header, right_fx: float | None = None) -> DisparityImage:
-    """stereo_msgs/DisparityImage: ``disparity`` is already adjusted for cx_l - cx_r.
+                  geometry: StereoGeometry, header: Header, right_fx: float | None = None,
+                  invalid: str = disparity_convention.DEFAULT) -> DisparityImage:
+    """stereo_msgs/DisparityImage: ``disparity`` is already adjusted for cx_l - cx_r, NaN unknown.
 
     f = right fx, T = baseline, min/max = the backend's shift range minus (cx_l - cx_r),
     delta_d and valid_window from the backend; header (and image header) = ``header``.
+    Unknown pixels become ``min_disparity - 1`` (``invalid="sentinel"``) or NaN (``"nan"``).
     """
     msg = DisparityImage()
     msg.header = header
-    msg.image = _float_image(to_numpy(disparity), header)
+    msg.min_disparity = float(result.min_disparity - geometry.doffs)
+    values = disparity_convention.encode(to_numpy(disparity), msg.min_disparity, invalid)
+    msg.image = _float_image(values, header)
     msg.f = float(right_fx if right_fx is not None else geometry.fx)
     msg.t = float(geometry.baseline)
-    msg.min_disparity = float(result.min_disparity - geometry.doffs)
     msg.max_disparity = float(result.max_disparity - geometry.doffs)
     msg.delta_d = float(result.delta_d)
     x, y, w, h = (int(v) for v in result.valid_window)
@@ -184,7 +188,8 @@ def depth_msg(depth: np.ndarray | torch.Tensor, header: Header) -> Image:
 
 
 def disparity_from_msg(msg: DisparityImage) -> np.ndarray:
-    return image_32f(msg.image)
+    """The disparity, NaN where invalid (below min_disparity, or NaN: either convention)."""
+    return disparity_convention.decode(image_32f(msg.image), msg.min_disparity)
 
 
 def image_32f(msg: Image) -> np.ndarray:

@@ -22,6 +22,7 @@ from rcl_interfaces.msg import SetParametersResult
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from stereo_msgs.msg import DisparityImage
 
+from stereo_depth_ros import disparity_convention
 from stereo_depth_ros.backends import BackendError, default_backend_name, make_backend
 from stereo_depth_ros.backends.sgbm import SgbmBackend, SgbmParams
 from stereo_depth_ros.geometry import CameraModelError, reproject
@@ -150,6 +151,13 @@ class DepthNode(WorkerNode):
                 "Frame used when the left camera_info header has an empty frame_id")
         declare("publish_confidence", False, "Publish the model's confidence (32FC1, 0..1) on "
                 "'confidence' when the backend has one", read_only=True)
+        declare("invalid_disparity", disparity_convention.DEFAULT, "How disparity marks pixels with no "
+                "value: 'sentinel' = min_disparity - 1, as stereo_image_proc and the message definition "
+                "('less than min_disparity is invalid'), or 'nan' (REP 118 style)", read_only=True)
+        try:
+            self._invalid_disparity = disparity_convention.check(self._param("invalid_disparity"))
+        except ValueError as exc:
+            raise BackendError(str(exc)) from exc
         declare("lazy_outputs", True, "Skip building outputs that have no subscribers")
         declare("input_reliability", "best_effort", "Input QoS: best_effort (sensor data QoS, "
                 "connects to both kinds of publishers) or reliable", read_only=True, choices=RELIABILITY)
@@ -354,7 +362,8 @@ class DepthNode(WorkerNode):
             t3 = time.perf_counter()
             if wanted(self.pub_disparity):
                 self.pub_disparity.publish(conv.disparity_msg(
-                    disparity, result, geometry, header, right_fx=float(right_info.p[0])))
+                    disparity, result, geometry, header, right_fx=float(right_info.p[0]),
+                    invalid=self._invalid_disparity))
             if want_depth:
                 self.pub_depth.publish(conv.depth_msg(depth, header))
             if payload is not None:

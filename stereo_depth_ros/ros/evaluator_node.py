@@ -34,6 +34,7 @@ from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from stereo_msgs.msg import DisparityImage
 
+from stereo_depth_ros import disparity_convention
 from stereo_depth_ros.evaluation import report
 from stereo_depth_ros.evaluation.metrics import depth_metrics, stereo_metrics
 from stereo_depth_ros.ros.conversions import stamp_ns
@@ -163,7 +164,7 @@ class EvaluatorNode(Node):
         stamp = stamp_ns(msg)
         now_ns = self.get_clock().now().nanoseconds
         try:
-            disparity = float_image(msg.image)
+            disparity = disparity_convention.decode(float_image(msg.image), msg.min_disparity)
         except ValueError as exc:
             self._error(f"disparity: {exc}")
             return

@@ -25,7 +25,7 @@ from typing import TypeVar
 import rclpy
 import rclpy.logging
 from rclpy.context import Context
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
 
 from stereo_depth_ros import stopping
@@ -35,14 +35,17 @@ N = TypeVar("N", bound=Node)
 
 class NodeGraph:
     def __init__(self, context: Context | None = None, args: list[str] | None = None,
-                 num_threads: int | None = 4) -> None:
+                 num_threads: int | None = 4, single_threaded: bool = False) -> None:
+        """``single_threaded``: one SingleThreadedExecutor, as a node executable spins (it takes
+        large messages much faster than rclpy's MultiThreadedExecutor on a busy CPU)."""
         from rclpy.signals import SignalHandlerOptions
 
         self._own_context = context is None
         self.context = context or Context()
         if self._own_context:
             rclpy.init(args=args, context=self.context, signal_handler_options=SignalHandlerOptions.NO)
-        self.executor = MultiThreadedExecutor(num_threads=num_threads, context=self.context)
+        self.executor = (SingleThreadedExecutor(context=self.context) if single_threaded
+                         else MultiThreadedExecutor(num_threads=num_threads, context=self.context))
         self.nodes: list[Node] = []
         self.errors: list[str] = []
         self._logger = rclpy.logging.get_logger("node_graph")
