@@ -83,3 +83,18 @@ def test_random_streams_keep_the_account_exact(approximate, seed):
         if rng.random() < 0.3:
             base += 50_000_000
         check(monitor)
+
+
+def test_heard_since_tells_a_resumed_input_from_a_paused_source():
+    import time
+
+    from stereo_depth_ros.ros.sync_monitor import SyncMonitor
+
+    monitor = SyncMonitor(["left", "right"], 5)
+    monitor.seen(0, 100)
+    began = time.monotonic()
+    assert not monitor.heard_since(("right",), began)  # the left alone keeps arriving
+    monitor.seen(0, 200)
+    assert not monitor.heard_since(("right",), began) and monitor.heard_since(("left",), began)
+    monitor.seen(1, 200)
+    assert monitor.heard_since(("right",), began)

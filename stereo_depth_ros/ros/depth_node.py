@@ -130,8 +130,10 @@ class DepthNode(WorkerNode):
                 "CUDA falls back to the CPU with a warning unless strict_device)")
         declare("strict_device", False, "Fail instead of falling back to the CPU when the requested "
                 "device is not available")
-        declare("max_disparity", 0.0, "Learned backend: largest disparity reported, px (larger "
-                "become NaN); 0 = the model's range. For sgbm use disparity_range", (0.0, 4096.0))
+        declare("max_disparity", 0.0, "Learned backend: largest disparity searched and reported, px "
+                "(larger become NaN); 0 = the model's own range. Above the network's own range the "
+                "pair runs at a reduced scale, so the whole range is covered. For sgbm use "
+                "disparity_range", (0.0, 4096.0))
         declare("confidence_threshold", 0.0, "Learned backend: pixels whose model confidence is "
                 "below this become NaN (fewer, more accurate pixels, as SGBM's uniqueness check); "
                 "0 = keep every pixel", (0.0, 0.99))

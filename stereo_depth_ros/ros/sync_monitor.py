@@ -140,6 +140,12 @@ class SyncMonitor:
             return {n: a for n, a, ahead in zip(self.names, ages, self._ahead, strict=True)
                     if (a is None or a > after_s) and len(ahead) >= 2}
 
+    def heard_since(self, names: Sequence[str], since: float) -> bool:
+        """Whether any of the inputs ``names`` delivered a message after ``since`` (monotonic s)."""
+        with self._lock:
+            return any(t is not None and t > since
+                       for n, t in zip(self.names, self.input_seen_time, strict=True) if n in names)
+
     def in_flight(self) -> list[int]:
         """Per input: messages received and waiting for their set (neither paired nor counted)."""
         with self._lock:

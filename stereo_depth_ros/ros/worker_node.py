@@ -55,6 +55,7 @@ class WorkerNode(Node):
         self._log_times: dict[str, float] = {}
         self._stamps = checks.StampGuard()
         self._stalled_inputs: tuple[str, ...] = ()
+        self._stall_began = 0.0
         self._pending: tuple[Any, ...] | None = None
         self._wake = threading.Condition()
         self._stop = False
@@ -354,12 +355,16 @@ class WorkerNode(Node):
         """Called at each status while inputs arrive but none pair up (``message`` says so)."""
 
     def _note_stall(self, silent: dict[str, float | None]) -> None:
-        """Count each stall once when it begins, log its start and its end."""
+        """Count each stall once when it begins, log its start and its end. A stall ends when a
+        silent input is heard again, not when the others fall quiet too (a paused source)."""
         names = tuple(silent)
         if names and not self._stalled_inputs:
+            self._stall_began = time.monotonic()
             self._count("input_stall", f"{', '.join(names)} silent for more than "
                         f"{float(self._param('stall_timeout')):g} s while the other inputs arrive: "
                         f"{self.stall_consequence} until it resumes", level="warn", skipped=False)
         elif not names and self._stalled_inputs:
+            if not self.monitor.heard_since(self._stalled_inputs, self._stall_began):
+                return
             self.get_logger().info(f"{', '.join(self._stalled_inputs)} resumed: pairing again")
         self._stalled_inputs = names
