@@ -92,3 +92,13 @@ def sgbm_hint(left: np.ndarray, right: np.ndarray, max_disparity: float, params:
     disp = fixed.astype(np.float32) / DPP
     disp[(fixed < 0) | (disp > max_disparity)] = np.nan
     return disp
+
+
+def sgbm_hints(left: np.ndarray, right: np.ndarray, max_disparity: float, params: HintParams
+               ) -> np.ndarray:
+    """(2, H, W): the left view's SGBM disparity and the right view's (matched on the mirrored
+    pair, the same way), for a left-right consistency check. NaN where SGBM gives none."""
+    left_view = sgbm_hint(left, right, max_disparity, params)
+    right_view = sgbm_hint(np.ascontiguousarray(right[:, ::-1]), np.ascontiguousarray(left[:, ::-1]),
+                           max_disparity, params)[:, ::-1]
+    return np.stack([left_view, right_view])

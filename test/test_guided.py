@@ -8,7 +8,7 @@ import torch
 from stereo_depth_ros.backends.learned import LearnedBackend
 from stereo_depth_ros.data.synthetic import StereoRig, render_random
 from stereo_depth_ros.estimator import StereoEstimator
-from stereo_depth_ros.guidance import HintParams, search_range, sgbm_hint
+from stereo_depth_ros.guidance import HintParams, search_range, sgbm_hint, sgbm_hints
 
 SMALL = {"max_disparity": 64, "channels": [8, 8, 8], "bottleneck_blocks": 1}
 
@@ -30,6 +30,26 @@ def test_padding_lets_sgbm_match_the_left_border(scene):
     err = np.abs(padded - scene.disparity)[found & ~scene.occlusion]
     assert np.median(err) < 1.0
     assert np.nanmax(padded) <= 48 and search_range(40) == 48 and search_range(3) == 16
+
+
+def test_right_view_hint_agrees_with_the_left_one(scene):
+    """The mirrored match gives the right view's disparity: where both exist, a left pixel's
+    disparity d is the right view's at x - d."""
+    left_view, right_view = sgbm_hints(scene.left, scene.right, 48, HintParams())
+    h, w = left_view.shape
+    xs = np.arange(w)[None, :] - np.nan_to_num(left_view)
+    back = np.take_along_axis(right_view, np.clip(np.round(xs), 0, w - 1).astype(int), 1)
+    both = np.isfinite(left_view) & np.isfinite(back) & (xs >= 0) & ~scene.occlusion
+    assert both.mean() > 0.5
+    assert np.median(np.abs(left_view - back)[both]) < 0.5
+
+
+def test_the_keep_decision_removes_values_before_the_fill(scene):
+    est = StereoEstimator.untrained("guided", **SMALL)
+    torch.nn.init.constant_(est.model.keep.bias, -20.0)  # trust nothing: no value is left to fill from
+    left = torch.from_numpy(scene.left).permute(2, 0, 1).float() / 255
+    right = torch.from_numpy(scene.right).permute(2, 0, 1).float() / 255
+    assert (est(left, right, search_range=48)["disparity"] == 0).all()
 
 
 def test_hint_params_are_checked():
@@ -83,4 +103,4 @@ def test_training_samples_carry_hints_over_a_drawn_range():
     cfg = HintTraining(range_factor=(1.0, 2.0), min_range=32, max_range=192)
     assert {cfg.draw_range(gt, np.random.default_rng(s)) for s in range(20)} <= {32, 48}
     out = WithHints(One(), HintParams(), cfg)[0]
-    assert out["hint"].shape == (32, 48) and out["hint"].dtype == torch.float32
+    assert out["hint"].shape == (2, 32, 48) and out["hint"].dtype == torch.float32

@@ -130,11 +130,12 @@ def upsample_disparity(disp: torch.Tensor, size: tuple[int, int]) -> torch.Tenso
     return F.interpolate(disp, size=size, mode="bilinear", align_corners=False) * scale
 
 
-def warp_right_to_left(right: torch.Tensor, disparity: torch.Tensor) -> torch.Tensor:
+def warp_right_to_left(right: torch.Tensor, disparity: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
     """Sample ``right`` (B, C, H, W) at x - d for every left pixel: reconstructs the left view.
 
     ``disparity``: (B, H, W) or (B, 1, H, W) in pixels. Out-of-image samples read zeros
-    (padding_mode='zeros'), which the photometric loss masks out via :func:`warp_valid`.
+    (padding_mode='zeros'), which the photometric loss masks out (training.losses.warp_valid).
+    ``mode`` "nearest" samples without mixing neighbours (for maps with invalid values).
     """
     if disparity.dim() == 3:
         disparity = disparity.unsqueeze(1)
@@ -146,4 +147,4 @@ def warp_right_to_left(right: torch.Tensor, disparity: torch.Tensor) -> torch.Te
     )
     x_src = xs.unsqueeze(0) - disparity[:, 0].to(right.dtype)
     grid = torch.stack([2 * x_src / max(w - 1, 1) - 1, (2 * ys / max(h - 1, 1) - 1).expand(b, h, w)], dim=-1)
-    return F.grid_sample(right, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+    return F.grid_sample(right, grid, mode=mode, padding_mode="zeros", align_corners=True)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from stereo_depth_ros.guidance import HintParams, search_range, sgbm_hint
+from stereo_depth_ros.guidance import HintParams, search_range, sgbm_hints
 
 
 @dataclass
@@ -41,7 +41,7 @@ class HintTraining:
 
 
 class WithHints(Dataset):
-    """Adds ``hint`` (H, W) float32 px, NaN holes, to every sample of ``dataset``."""
+    """Adds ``hint`` (2, H, W) float32 px (left and right view, NaN holes) to every sample."""
 
     def __init__(self, dataset: Dataset, params: HintParams, training: HintTraining, seed: int = 0) -> None:
         self.dataset = dataset
@@ -59,5 +59,5 @@ class WithHints(Dataset):
         rng_range = self.training.draw_range(gt, rng)
         left = sample["left"].permute(1, 2, 0).numpy()
         right = sample["right"].permute(1, 2, 0).numpy()
-        sample["hint"] = torch.from_numpy(sgbm_hint(left, right, rng_range, self.params))
+        sample["hint"] = torch.from_numpy(sgbm_hints(left, right, rng_range, self.params))
         return sample

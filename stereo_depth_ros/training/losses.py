@@ -102,18 +102,21 @@ def fast_loss(
 
 def guided_loss(
     out: dict, gt: torch.Tensor, max_disparity: float | None = None, conf_weight: float = 0.1,
-    keep_weight: float = 0.5, keep_within: float = 2.0,
+    keep_within: float = 3.0,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """:func:`fast_loss` + BCE teaching the keep head which SGBM values are within
-    ``keep_within`` px of the ground truth (over pixels that have both)."""
-    total, parts = fast_loss(out, gt, max_disparity, conf_weight)
-    hint = out["hint"]
-    mask = valid_mask(gt, max_disparity) & torch.isfinite(hint)
-    if keep_weight > 0 and mask.any():
-        target = ((hint - gt).abs() <= keep_within).float()
-        k = F.binary_cross_entropy_with_logits(out["keep_logit"].float()[mask], target[mask])
-        total = total + keep_weight * k
-        parts["keep"] = float(k.detach())
+    """BCE teaching the keep head which SGBM values are within ``keep_within`` px of the ground
+    truth (over pixels that have both), + ``conf_weight`` x the confidence BCE of the output."""
+    mask = valid_mask(gt, max_disparity)
+    known = mask & torch.isfinite(out["hint"])
+    if not known.any():
+        return out["keep_logit"].sum() * 0.0, {"keep": 0.0}
+    target = ((out["hint"] - gt).abs() <= keep_within).float()
+    total = F.binary_cross_entropy_with_logits(out["keep_logit"].float()[known], target[known])
+    parts = {"keep": float(total.detach())}
+    if conf_weight > 0:
+        c = confidence_loss(out["confidence_logit"], out["disparity"], gt, max_disparity=max_disparity)
+        total = total + conf_weight * c
+        parts["conf"] = float(c.detach())
     return total, parts
 
 
