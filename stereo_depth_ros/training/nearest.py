@@ -97,8 +97,8 @@ def make_disparity_source(
     from stereo_depth_ros.backends import make_backend
     from stereo_depth_ros.geometry import shift_to_disparity
 
+    search = max(32, 16 * math.ceil(max_disparity / 16))
     if name == "sgbm":
-        search = max(32, 16 * math.ceil(max_disparity / 16))
         backend = make_backend(
             "sgbm",
             disparity_range=search,
@@ -109,7 +109,8 @@ def make_disparity_source(
             uniqueness_ratio=10.0,
         )
     elif name.startswith("model:"):
-        backend = make_backend("learned", checkpoint=name.split(":", 1)[1], device="cpu")
+        backend = make_backend("learned", checkpoint=name.split(":", 1)[1], device="cpu",
+                               max_disparity=search)
     else:
         raise ValueError(f"unknown disparity source {name!r}: use gt, sgbm or model:PATH")
 
