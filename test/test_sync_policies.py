@@ -86,24 +86,15 @@ def check_invariants(stream: Stream, out: list[tuple[int, ...]], epochs: list[in
             assert all(stamps[j] > stamps[i] for i, j in zip(a, b, strict=True)), "sets out of order"
 
 
+@pytest.mark.parametrize("approximate", [True, False], ids=["approximate", "exact"])
 @STREAMS
 @given(streams())
-def test_approximate_emits_what_the_reference_emits(stream):
-    out, sync = run_package(stream, approximate=True)
-    ref, epochs = run_reference(stream, approximate=True)
+def test_the_package_emits_what_the_reference_emits(approximate, stream):
+    out, sync = run_package(stream, approximate=approximate)
+    ref, epochs = run_reference(stream, approximate=approximate)
     assert sync.errors == 0
     assert out == ref
-    check_invariants(stream, out, epochs, approximate=True)
-
-
-@STREAMS
-@given(streams())
-def test_exact_emits_what_the_reference_emits(stream):
-    out, sync = run_package(stream, approximate=False)
-    ref, epochs = run_reference(stream, approximate=False)
-    assert sync.errors == 0
-    assert out == ref
-    check_invariants(stream, out, epochs, approximate=False)
+    check_invariants(stream, out, epochs, approximate=approximate)
 
 
 @STREAMS
