@@ -94,11 +94,22 @@ def sgbm_hint(left: np.ndarray, right: np.ndarray, max_disparity: float, params:
     return disp
 
 
-def sgbm_hints(left: np.ndarray, right: np.ndarray, max_disparity: float, params: HintParams
-               ) -> np.ndarray:
-    """(2, H, W): the left view's SGBM disparity and the right view's (matched on the mirrored
-    pair, the same way), for a left-right consistency check. NaN where SGBM gives none."""
+def sgbm_hints(left: np.ndarray, right: np.ndarray, max_disparity: float, params: HintParams,
+               right_scale: float = 0.5) -> np.ndarray:
+    """(2, H, W): the left view's SGBM disparity and the right view's, for a left-right
+    consistency check. The right view is matched on the mirrored pair, the same way, at
+    ``right_scale`` of the resolution (a consistency check needs no more; it costs a quarter),
+    and brought back to full size and full-size pixels. NaN where SGBM gives none."""
+    h, w = left.shape[:2]
     left_view = sgbm_hint(left, right, max_disparity, params)
-    right_view = sgbm_hint(np.ascontiguousarray(right[:, ::-1]), np.ascontiguousarray(left[:, ::-1]),
-                           max_disparity, params)[:, ::-1]
+    mirrored_left, mirrored_right = right[:, ::-1], left[:, ::-1]
+    if right_scale != 1.0:
+        size = (max(1, round(w * right_scale)), max(1, round(h * right_scale)))
+        mirrored_left = cv2.resize(np.ascontiguousarray(mirrored_left), size, interpolation=cv2.INTER_AREA)
+        mirrored_right = cv2.resize(np.ascontiguousarray(mirrored_right), size, interpolation=cv2.INTER_AREA)
+    right_view = sgbm_hint(np.ascontiguousarray(mirrored_left), np.ascontiguousarray(mirrored_right),
+                           max_disparity * right_scale, params)[:, ::-1]
+    if right_view.shape != (h, w):
+        right_view = cv2.resize(np.ascontiguousarray(right_view), (w, h), interpolation=cv2.INTER_NEAREST)
+        right_view *= w / mirrored_left.shape[1]
     return np.stack([left_view, right_view])

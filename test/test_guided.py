@@ -33,15 +33,16 @@ def test_padding_lets_sgbm_match_the_left_border(scene):
 
 
 def test_right_view_hint_agrees_with_the_left_one(scene):
-    """The mirrored match gives the right view's disparity: where both exist, a left pixel's
-    disparity d is the right view's at x - d."""
+    """The mirrored match gives the right view's disparity (at half resolution, so within a
+    pixel or so): where both exist, a left pixel's disparity d is the right view's at x - d."""
     left_view, right_view = sgbm_hints(scene.left, scene.right, 48, HintParams())
     h, w = left_view.shape
     xs = np.arange(w)[None, :] - np.nan_to_num(left_view)
     back = np.take_along_axis(right_view, np.clip(np.round(xs), 0, w - 1).astype(int), 1)
     both = np.isfinite(left_view) & np.isfinite(back) & (xs >= 0) & ~scene.occlusion
     assert both.mean() > 0.5
-    assert np.median(np.abs(left_view - back)[both]) < 0.5
+    assert np.median(np.abs(left_view - back)[both]) < 1.0
+    assert np.mean(np.abs(left_view - back)[both] < 3) > 0.9
 
 
 def test_the_keep_decision_removes_values_before_the_fill(scene):

@@ -125,3 +125,15 @@ def test_a_few_steps_on_the_generator_reduce_the_loss():
         opt.step()
         losses.append(float(loss))
     assert min(losses[-5:]) < 0.7 * losses[0], losses
+
+
+def test_box_mean_is_avg_pool_without_padding():
+    import torch.nn.functional as F
+
+    from stereo_depth_ros.models.common import box_mean
+
+    x = torch.rand(2, 1, 37, 53) * 100
+    expected = F.avg_pool2d(x, 9, 1, 4, count_include_pad=False)
+    assert torch.allclose(box_mean(x, 9), expected, atol=1e-3)
+    x.requires_grad_(True)  # training keeps the differentiable path
+    assert torch.allclose(box_mean(x, 9), expected, atol=1e-3)
