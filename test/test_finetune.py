@@ -81,3 +81,13 @@ def test_finetune_on_a_folder_writes_a_loadable_checkpoint(tmp_path, scene):
 def test_empty_folder_is_a_clear_error(tmp_path):
     with pytest.raises(FinetuneError, match="no stereo pairs"):
         folder_pairs(tmp_path)
+
+
+def test_a_guided_network_is_refused_with_the_reason(tmp_path):
+    from stereo_depth_ros.models import build_model
+
+    cfg = {"max_disparity": 32, "channels": [8, 8, 8], "bottleneck_blocks": 1}
+    base = save_checkpoint(make_checkpoint(build_model("guided", **cfg), "guided", cfg, {"steps": 0}),
+                           tmp_path / "guided.pt")
+    with pytest.raises(ValueError, match="cannot be fine-tuned without ground truth"):
+        finetune(base, [], tmp_path / "ft.pt", FinetuneConfig(steps=1), device="cpu", progress=False)

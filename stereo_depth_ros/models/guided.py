@@ -103,6 +103,7 @@ class GuidedStereo(nn.Module):
 
     multiple = 16
     takes_search_range = True
+    self_supervised = False  # its output is not differentiable: photometric fine-tuning cannot apply
 
     def __init__(
         self,

@@ -173,6 +173,10 @@ def finetune(
     torch.manual_seed(cfg.seed)
     ckpt = load_checkpoint(checkpoint)
     model = model_from_checkpoint(ckpt).to(select_device(device))
+    if not getattr(model, "self_supervised", True):
+        raise ValueError(f"{ckpt['path']}: a {ckpt['arch']!r} network cannot be fine-tuned without ground "
+                         "truth (its disparity comes from SGBM; what it learns, which SGBM values to keep, "
+                         "needs ground truth): train it with `stereo-depth train` on pairs with ground truth")
     dev = next(model.parameters()).device
     # BatchNorm statistics stay those of the pre-training: small unlabeled batches would skew them
     model.train()
