@@ -115,8 +115,11 @@ def depth_parameters(settings: DemoSettings) -> list[Parameter]:
     params = [Parameter("backend", value=settings.backend), Parameter("model", value=settings.model),
               Parameter("device", value=settings.device), Parameter("queue_size", value=10),
               Parameter("lazy_outputs", value=False)]
-    if backend == "sgbm":  # search the whole range the scene can hold
+    # search the whole range the scene can hold, and no more, whichever backend
+    if backend == "sgbm":
         params.append(Parameter("disparity_range", value=search_range(settings.max_disparity)))
+    else:
+        params.append(Parameter("max_disparity", value=float(search_range(settings.max_disparity))))
     return params
 
 
