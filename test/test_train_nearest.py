@@ -114,3 +114,21 @@ def test_init_starts_from_a_trained_model(data, tmp_path):
     with pytest.raises(ValueError, match="architecture"):
         tn.train(tmp_path / "c", DATA_CFG, UNetConfig(base_channels=2, levels=3), cfg, data, data,
                  progress=False, init=tmp_path / "a" / "model.pt")
+
+
+def test_evaluate_only_on_another_disparity_source(data, tmp_path, capsys):
+    """The same U-Net measured on another stereo backend's output: the source is the one asked
+    for (here sgbm), not the one the checkpoint was trained on (gt)."""
+    import json
+
+    from stereo_depth_ros.cli import main
+
+    cfg = tn.TrainConfig(steps=2, batch_size=4, threads=1)
+    tn.train(tmp_path / "net", DATA_CFG, NET_CFG, cfg, data, data, progress=False)
+    out = tmp_path / "eval"
+    args = ["train-nearest", "--evaluate-only", str(tmp_path / "net" / "model.pt"), "--val-scenes", "2",
+            "--test-scenes", "2", "--out", str(out), "--no-progress"]
+    assert main(args + ["--disparity-source", "sgbm"]) == 0
+    rows = json.loads((out / "compare.json").read_text())["rows"]
+    assert {r["disparity"] for r in rows} == {"sgbm", "gt"}
+    assert "| unet | sgbm |" in capsys.readouterr().out

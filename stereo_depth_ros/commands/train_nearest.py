@@ -9,6 +9,7 @@ Typical use (what trained the shipped weights is recorded in the checkpoint and 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import sys
@@ -42,8 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=_size, default=(160, 120), help="network input WxH (default 160x120)")
     parser.add_argument("--render-scale", type=int, default=2,
                         help="render and run stereo at this multiple of --size, then resize as the node does")
-    parser.add_argument("--disparity-source", type=_source, default="sgbm",
-                        help="disparity fed to the U-Net in training: gt, sgbm or model:PATH (default sgbm)")
+    parser.add_argument("--disparity-source", type=_source, default=None,
+                        help="disparity fed to the U-Net: gt, sgbm or model:PATH (model:default = the "
+                             "shipped stereo model); default sgbm for training, and with --evaluate-only the "
+                             "one the checkpoint was trained on")
     parser.add_argument("--gt-fraction", type=float, default=0.3,
                         help="share of samples that get the exact disparity instead (augmentation)")
     parser.add_argument("--train-scenes", type=int, default=1200)
@@ -95,10 +98,12 @@ def run(args: argparse.Namespace) -> int:
             k: v for k, v in ckpt["meta"]["training_data"].items()
             if k in tn.NearestDataConfig.__dataclass_fields__
         })
+        if args.disparity_source is not None:  # the same U-Net on another stereo backend's output
+            data_cfg = dataclasses.replace(data_cfg, disparity_source=args.disparity_source)
     else:
         w, h = args.size
         data_cfg = tn.NearestDataConfig(width=w, height=h, render_scale=args.render_scale,
-                                        disparity_source=args.disparity_source)
+                                        disparity_source=args.disparity_source or "sgbm")
     for name, count in (("train", args.train_scenes), ("val", args.val_scenes), ("test", args.test_scenes)):
         if count < 1:
             print(f"train-nearest: --{name}-scenes must be >= 1", file=sys.stderr)
