@@ -25,3 +25,13 @@ def test_stages_join_and_the_png_is_written(tmp_path, capsys):
 def test_bad_runs_are_reported(tmp_path, capsys):
     assert main([str(tmp_path / "nowhere"), "--out", str(tmp_path / "c.png")]) == 2
     assert "no validation log" in capsys.readouterr().err
+
+
+def test_the_step_axis_ends_on_a_round_number():
+    from stereo_depth_ros.evaluation.report import _nice_ceiling
+
+    assert _nice_ceiling(9192) == 10000
+    assert _nice_ceiling(1000) == 1000
+    assert _nice_ceiling(1001) == 1500
+    assert _nice_ceiling(0.23) == 0.25
+    assert _nice_ceiling(7) == 8

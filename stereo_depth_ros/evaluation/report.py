@@ -256,7 +256,10 @@ def _axes(img: np.ndarray, box: tuple[int, int, int, int], xmax: float, ymax: fl
         frac = i / 5
         x = int(left + frac * pw)
         cv2.line(img, (x, top + ph), (x, top + ph + 4), black, 1)
-        cv2.putText(img, f"{frac * xmax:g}", (x - 8, top + ph + 18), font, 0.4, black, 1)
+        label = f"{frac * xmax:g}"
+        (tw, _), _ = cv2.getTextSize(label, font, 0.4, 1)
+        tx = min(x - tw // 2, img.shape[1] - tw - 2)  # centred under the tick, inside the image
+        cv2.putText(img, label, (tx, top + ph + 18), font, 0.4, black, 1)
         y = int(top + ph - frac * ph)
         cv2.line(img, (left - 4, y), (left, y), black, 1)
         cv2.putText(img, yfmt.format(yscale * frac * ymax), (4, y + 4), font, 0.4, black, 1)
@@ -299,6 +302,16 @@ def error_histogram(errors: dict[str, np.ndarray], max_error: float = 10.0, bins
     return img
 
 
+def _nice_ceiling(value: float) -> float:
+    """The smallest of 1, 1.5, 2, 2.5, 3, 4, 5, 6, 8 x 10^k at or above ``value`` (> 0): an axis
+    end whose fifths are round numbers."""
+    scale = 10.0 ** np.floor(np.log10(value))
+    for step in (1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0):
+        if step * scale >= value * (1 - 1e-9):
+            return float(step * scale)
+    return float(10.0 * scale)
+
+
 def line_chart(series: dict[str, tuple[Sequence[float], Sequence[float]]], xlabel: str,
                title: str = "", yfmt: str = "{:.0f}%", yscale: float = 100.0,
                size: tuple[int, int] = (720, 360)) -> np.ndarray:
@@ -308,8 +321,10 @@ def line_chart(series: dict[str, tuple[Sequence[float], Sequence[float]]], xlabe
     box = (60, 30, w - 80, h - 78)
     left, top, pw, ph = box
     finite = [(np.asarray(x, float), np.asarray(y, float)) for x, y in series.values()]
-    xmax = max([float(np.nanmax(x)) for x, _ in finite if x.size] + [1.0])
+    xmax = _nice_ceiling(max([float(np.nanmax(x)) for x, _ in finite if x.size] + [1.0]))
+    # headroom above the highest curve for the legend, which sits in the top right corner
     ymax = max([float(np.nanmax(y)) for _, y in finite if np.isfinite(y).any()] + [1e-6]) * 1.1
+    ymax *= 1.0 + 0.06 * len(finite)
     _axes(img, box, xmax, ymax, xlabel, yfmt, yscale)
     if title:
         cv2.putText(img, title, (left, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
