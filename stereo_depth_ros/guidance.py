@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
+from stereo_depth_ros.options import from_options
+
 DPP = 16  # OpenCV's fixed-point steps per pixel
 MODES = {"sgbm": cv2.STEREO_SGBM_MODE_SGBM, "3way": cv2.STEREO_SGBM_MODE_SGBM_3WAY,
          "hh": cv2.STEREO_SGBM_MODE_HH}
@@ -42,10 +44,7 @@ class HintParams:
     @classmethod
     def from_dict(cls, d: dict | None) -> HintParams:
         d = dict(d or {})
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown hint option(s): {', '.join(sorted(unknown))}")
-        return cls(**d)
+        return from_options(cls, d, "hint")
 
     def to_dict(self) -> dict:
         return asdict(self)

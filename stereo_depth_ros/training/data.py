@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from stereo_depth_ros.options import from_options
+
 CACHE_VERSION = 1
 
 
@@ -50,10 +52,7 @@ class SyntheticConfig:
             d["max_disparity"] = (float(md), float(md))
         elif md is not None:
             d["max_disparity"] = (float(md[0]), float(md[1]))
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown synthetic data option(s): {', '.join(sorted(unknown))}")
-        return cls(**d)
+        return from_options(cls, d, "synthetic data")
 
     def describe(self) -> str:
         lo, hi = self.max_disparity
@@ -135,10 +134,7 @@ class AugmentConfig:
         d = dict(d or {})
         if d.get("crop") is not None:
             d["crop"] = (int(d["crop"][0]), int(d["crop"][1]))
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown augmentation option(s): {', '.join(sorted(unknown))}")
-        return cls(**d)
+        return from_options(cls, d, "augmentation")
 
 
 def _jitter(img: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:

@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import Dataset
 
 from stereo_depth_ros.guidance import HintParams, search_range, sgbm_hints
+from stereo_depth_ros.options import from_options
 
 
 @dataclass
@@ -28,10 +29,7 @@ class HintTraining:
         d = dict(d or {})
         if d.get("range_factor") is not None:
             d["range_factor"] = (float(d["range_factor"][0]), float(d["range_factor"][1]))
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown data.hint option(s): {', '.join(sorted(unknown))}")
-        return cls(**d)
+        return from_options(cls, d, "data.hint")
 
     def draw_range(self, gt: np.ndarray, rng: np.random.Generator) -> int:
         finite = gt[np.isfinite(gt)]

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from stereo_depth_ros.options import from_options
 from stereo_depth_ros.training.data import AugmentConfig, augment_pair, load_real_pairs, to_tensors
 
 
@@ -31,10 +32,7 @@ class RealTrainConfig:
             raise ValueError("data.train_real needs a root folder")
         if d.get("scale") is not None:
             d["scale"] = (float(d["scale"][0]), float(d["scale"][1]))
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown data.train_real option(s): {', '.join(sorted(unknown))}")
-        cfg = cls(**d)
+        cfg = from_options(cls, d, "data.train_real")
         if not 0.0 < cfg.fraction <= 1.0:
             raise ValueError(f"data.train_real.fraction must be in (0, 1], got {cfg.fraction}")
         if Path(cfg.root).name == "val" or "/val/" in f"{Path(cfg.root).as_posix()}/":
