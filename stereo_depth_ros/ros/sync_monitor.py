@@ -108,6 +108,21 @@ class SyncMonitor:
                         self._give_up(index, old, old_stamp)
                 del pending[key]
 
+    def refused(self, index: int, stamp_ns: int, msg: Any = None) -> None:
+        """The synchronizer refused this message and the node counted it by its cause: it is
+        neither waiting nor unsynchronized any more (else it would be counted twice)."""
+        with self._lock:
+            stamp = int(stamp_ns)
+            pending, gone = self._pending[index], self._gone[index]
+            key = self._find(pending, stamp, msg)
+            if key is not None:
+                del pending[key]
+                return
+            key = self._find(gone, stamp, msg)
+            if key is not None:
+                del gone[key]
+                self.unmatched[index] -= 1
+
     @staticmethod
     def _find(entries: OrderedDict[int, int], stamp: int, msg: Any) -> int | None:
         if msg is not None:

@@ -175,6 +175,7 @@ class WorkerNode(Node):
         messages show as unsynchronized)."""
         if index != 0 or cause not in ("duplicate", "out_of_order", "late"):
             return
+        self.monitor.refused(index, stamp, msg)  # counted below, by its cause
         last = self._stamps.last_ns
         if last is not None and stamp <= last:  # worded as _on_set words a stale set
             repeat = stamp == last
