@@ -91,14 +91,11 @@ class SyncMonitor:
             self.last_set_time = time.monotonic()
             for index, stamp in enumerate(stamps_ns):
                 stamp = int(stamp)
-                pending, gone = self._pending[index], self._gone[index]
+                pending = self._pending[index]
                 msg = msgs[index] if msgs is not None else None
                 key = self._find(pending, stamp, msg)
                 if key is None:
-                    key = self._find(gone, stamp, msg)
-                    if key is not None:  # given up too early: it did pair
-                        del gone[key]
-                        self.unmatched[index] -= 1
+                    self._take_back(index, stamp, msg)  # if given up too early: it did pair
                     continue
                 for old, old_stamp in list(pending.items()):
                     if old == key:
@@ -113,15 +110,20 @@ class SyncMonitor:
         neither waiting nor unsynchronized any more (else it would be counted twice)."""
         with self._lock:
             stamp = int(stamp_ns)
-            pending, gone = self._pending[index], self._gone[index]
+            pending = self._pending[index]
             key = self._find(pending, stamp, msg)
             if key is not None:
                 del pending[key]
-                return
-            key = self._find(gone, stamp, msg)
-            if key is not None:
-                del gone[key]
-                self.unmatched[index] -= 1
+            else:
+                self._take_back(index, stamp, msg)
+
+    def _take_back(self, index: int, stamp: int, msg: Any) -> None:
+        """Undo the give-up of a message that turned out not to be unsynchronized (lock held)."""
+        gone = self._gone[index]
+        key = self._find(gone, stamp, msg)
+        if key is not None:
+            del gone[key]
+            self.unmatched[index] -= 1
 
     @staticmethod
     def _find(entries: OrderedDict[int, int], stamp: int, msg: Any) -> int | None:
